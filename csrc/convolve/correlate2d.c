@@ -1,0 +1,72 @@
+/* 2-D correlation core, instantiated for float, double and uint64 (see the header). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fk_correlate2d.h"
+#include "../common/fk_simd.h"
+
+/* Output columns per block: the accumulator row and the image rows it reads stay
+ * in L1/L2 cache. */
+#define FK_COL_BLOCK 1024
+
+#if defined(__GNUC__)
+#define FK_VECTOR_EXT 1
+#define FK_VEC_BYTES 64
+#endif
+
+/* Image index for coordinate j of an axis of length m, or -1 where the fill value
+ * applies.  Same rules as scipy.signal.convolve2d, for any distance past the edge. */
+static inline ptrdiff_t fk_map_index(ptrdiff_t j, ptrdiff_t m, int boundary)
+{
+    if (j >= 0 && j < m) return j;
+    if (boundary == FK_BOUNDARY_WRAP) {
+        ptrdiff_t r = j % m;
+        return r < 0 ? r + m : r;
+    }
+    if (boundary == FK_BOUNDARY_SYMM) {
+        ptrdiff_t k = (j >= 0 ? j : -j - 1) % (2 * m);
+        return k >= m ? 2 * m - k - 1 : k;
+    }
+    return -1;
+}
+
+/* End of the column block that starts at output column c0.  Blocks hold at most
+ * FK_COL_BLOCK columns and never straddle the edges of the run of columns whose
+ * windows lie inside the image, so that interior blocks read the image in place
+ * and only edge blocks are gathered. */
+static ptrdiff_t fk_col_block_end(const fk_corr2d_geom *g, ptrdiff_t c0)
+{
+    const ptrdiff_t c_lo = g->off1 >= 0 ? 0 : (g->step1 - 1 - g->off1) / g->step1;
+    const ptrdiff_t last = g->in_cols - g->k_cols - g->off1; /* inside while c*step1 <= last */
+    const ptrdiff_t c_hi = last < 0 ? 0 : last / g->step1 + 1;
+    ptrdiff_t end = c0 + FK_COL_BLOCK;
+    if (c0 < c_lo && c_lo < end) end = c_lo;
+    if (c0 < c_hi && c_hi < end) end = c_hi;
+    return end < g->out_cols ? end : g->out_cols;
+}
+
+ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows)
+{
+    const ptrdiff_t max_nc = g->out_cols < FK_COL_BLOCK ? g->out_cols : FK_COL_BLOCK;
+    const ptrdiff_t nr = (n_rows - 1) * g->step0 + g->k_rows;
+    const ptrdiff_t nq = (max_nc - 1) * g->step1 + g->k_cols;
+    return max_nc + nr * nq;
+}
+
+#define FK_T float
+#define FK_SUFFIX f32
+#include "correlate2d_impl.h"
+#undef FK_T
+#undef FK_SUFFIX
+
+#define FK_T double
+#define FK_SUFFIX f64
+#include "correlate2d_impl.h"
+#undef FK_T
+#undef FK_SUFFIX
+
+#define FK_T uint64_t
+#define FK_SUFFIX u64
+#include "correlate2d_impl.h"
+#undef FK_T
+#undef FK_SUFFIX

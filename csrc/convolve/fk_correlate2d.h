@@ -1,0 +1,59 @@
+/* 2-D correlation core: plain C, no Python.
+ *
+ *   out[i, j] = sum_{a, b} E(off0 + i*step0 + a, off1 + j*step1 + b) * ker[a, b]
+ *
+ * where E is the image extended past its edges by `boundary` (fill value, periodic
+ * wrap, or symmetric reflection, with scipy.signal's index rules).  Convolution,
+ * the "full"/"same"/"valid" windows and output striding are all expressed through
+ * the kernel orientation, off0/off1 and step0/step1 chosen by the caller.
+ *
+ * One call computes output rows [row_begin, row_end); callers run disjoint row
+ * ranges in parallel.  Every output element is computed the same way whatever the
+ * split, so results do not depend on the number of threads.
+ */
+#ifndef FK_CORRELATE2D_H
+#define FK_CORRELATE2D_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { FK_BOUNDARY_FILL = 0, FK_BOUNDARY_WRAP = 1, FK_BOUNDARY_SYMM = 2 };
+/* How a result is stored: out = r, out += r, out -= r (complex products). */
+enum { FK_STORE_SET = 0, FK_STORE_ADD = 1, FK_STORE_SUB = 2 };
+
+typedef struct {
+    ptrdiff_t in_rows, in_cols;   /* image shape, both >= 1 */
+    ptrdiff_t in_s0, in_s1;       /* image strides, in elements (any sign) */
+    ptrdiff_t k_rows, k_cols;     /* kernel shape; the kernel is C-contiguous */
+    ptrdiff_t out_rows, out_cols; /* output shape */
+    ptrdiff_t out_s0, out_s1;     /* output strides, in elements */
+    ptrdiff_t off0, off1;         /* image coordinate of out[0, 0]'s window corner */
+    ptrdiff_t step0, step1;       /* output stride, >= 1 */
+    int boundary;                 /* FK_BOUNDARY_* */
+} fk_corr2d_geom;
+
+/* Each returns 0, or -1 if its scratch buffer could not be allocated.
+ * The uint64 variant computes modulo 2**64: exact for every integer dtype after
+ * a wrapping cast back, as integer convolution in the narrower type would be. */
+int fk_correlate2d_rows_f32(const fk_corr2d_geom *g, const float *img, const float *ker,
+                            float fill, float *out, ptrdiff_t row_begin, ptrdiff_t row_end,
+                            int store);
+int fk_correlate2d_rows_f64(const fk_corr2d_geom *g, const double *img, const double *ker,
+                            double fill, double *out, ptrdiff_t row_begin, ptrdiff_t row_end,
+                            int store);
+int fk_correlate2d_rows_u64(const fk_corr2d_geom *g, const uint64_t *img, const uint64_t *ker,
+                            uint64_t fill, uint64_t *out, ptrdiff_t row_begin,
+                            ptrdiff_t row_end, int store);
+
+/* Scratch elements one call needs for rows [row_begin, row_end): for documentation
+ * and tests of the memory bound. */
+ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

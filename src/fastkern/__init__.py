@@ -1,0 +1,26 @@
+"""fastkern: compiled kernels that release the GIL.
+
+Kernels
+-------
+convolve2d, correlate2d
+    Drop-ins for ``scipy.signal.convolve2d`` / ``correlate2d``, with a fused stride.
+
+Threads
+-------
+Every kernel takes ``workers=None`` (scipy's convention); ``set_workers`` changes
+the default in a block and ``get_workers`` reports it.  ``show_config`` says what
+was built.
+"""
+from ._version import __version__
+from ._workers import get_workers, set_workers
+from ._config import show_config
+from .convolve import convolve2d, correlate2d
+
+__all__ = [
+    "__version__",
+    "convolve2d",
+    "correlate2d",
+    "get_workers",
+    "set_workers",
+    "show_config",
+]

@@ -1,0 +1,119 @@
+"""The ``workers`` argument: how many threads a kernel may use.
+
+The convention is scipy's (``scipy.fft``): ``None`` means the default, a positive
+integer is taken as given, a negative one counts back from the number of CPUs
+(``-1`` is all of them, ``-2`` all but one) and ``0`` is an error.
+"""
+import contextlib
+import contextvars
+import functools
+import math
+import operator
+import os
+
+from . import _buildinfo
+
+_default_workers = contextvars.ContextVar("fastkern_workers", default=None)
+
+
+@functools.lru_cache(maxsize=1)
+def _cgroup_cpu_limit():
+    """CPUs allowed by a cgroup CPU quota (containers), or None if unlimited."""
+    try:  # cgroup v2
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+        return None
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+            quota = int(f.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+            period = int(f.read())
+        if quota > 0 and period > 0:
+            return max(1, math.ceil(quota / period))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cpu_count():
+    """CPUs this process may use: its affinity mask, capped by a cgroup quota."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13
+        n = os.process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        n = len(os.sched_getaffinity(0))
+    else:
+        n = os.cpu_count()
+    n = n or 1
+    limit = _cgroup_cpu_limit()
+    return min(n, limit) if limit else n
+
+
+def _check_workers(workers, name="workers"):
+    """Validate an explicit workers value and return it as a nonzero int."""
+    if isinstance(workers, bool):
+        raise TypeError(f"{name} must be an integer or None, got {workers!r}")
+    try:
+        workers = operator.index(workers)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer or None, got {workers!r}") from None
+    if workers == 0:
+        raise ValueError(f"{name} must not be zero, got {workers}")
+    if workers < 0 and cpu_count() + 1 + workers <= 0:
+        raise ValueError(f"{name} value out of range; got {workers}, "
+                         f"must not be less than {-cpu_count()}")
+    return workers
+
+
+def resolve_workers(workers=None):
+    """The number of threads a kernel call runs on, as a positive int.
+
+    ``None`` takes the default set by :func:`set_workers`, else all CPUs this
+    process may use, capped by OpenMP's own limit (``OMP_NUM_THREADS`` or a
+    ``threadpoolctl.threadpool_limits`` block).  A serial build always returns 1.
+    """
+    if workers is None:
+        workers = _default_workers.get()
+    if workers is None:
+        n = min(cpu_count(), _buildinfo.openmp_max_threads())
+    else:
+        workers = _check_workers(workers)
+        n = workers if workers > 0 else cpu_count() + 1 + workers
+    if not _buildinfo.openmp_enabled():
+        return 1
+    return max(1, n)
+
+
+def get_workers():
+    """The number of threads a kernel uses when called with ``workers=None``."""
+    return resolve_workers(None)
+
+
+@contextlib.contextmanager
+def set_workers(workers):
+    """Context manager that sets the default ``workers`` for kernel calls in its block.
+
+    The setting is local to the current thread (and asyncio task), like
+    ``scipy.fft.set_workers``: other threads keep their own default.
+
+    Parameters
+    ----------
+    workers : int
+        Threads to use; negative values count back from the number of CPUs.
+
+    Examples
+    --------
+    >>> import numpy as np, fastkern
+    >>> with fastkern.set_workers(1):
+    ...     fastkern.get_workers()
+    1
+    """
+    workers = _check_workers(workers)
+    token = _default_workers.set(workers)
+    try:
+        yield
+    finally:
+        _default_workers.reset(token)

@@ -1,0 +1,269 @@
+"""2-D convolution and correlation: drop-ins for ``scipy.signal.convolve2d`` and
+``correlate2d`` that release the GIL, run on several threads and can stride."""
+import operator
+
+import numpy as np
+
+from . import _convolve
+from ._workers import resolve_workers
+
+__all__ = ["convolve2d", "correlate2d"]
+
+_MODES = ("full", "same", "valid")
+# scipy's names and aliases -> the core's FK_BOUNDARY_* codes
+_BOUNDARIES = {"fill": 0, "pad": 0, "wrap": 1, "circular": 1, "symm": 2, "symmetric": 2}
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
+               workers=None):
+    """Convolve two 2-D arrays, as ``scipy.signal.convolve2d`` does.
+
+    The result equals ``scipy.signal.convolve2d(in1, in2, mode, boundary,
+    fillvalue)[::sy, ::sx]`` with ``(sy, sx) = stride``, in shape, dtype and value,
+    but only the kept outputs are computed.  The computation runs without the GIL,
+    tiled, on ``workers`` threads.
+
+    Parameters
+    ----------
+    in1 : array_like, shape (M, N)
+        First input (the image).
+    in2 : array_like, shape (P, Q)
+        Second input (the filter).  In ``"valid"`` mode one of the two must be at
+        least as large as the other in every dimension; the larger one acts as the
+        image.
+    mode : {"full", "same", "valid"}, optional
+        Output size: the full convolution, ``in1``'s shape centred on the full
+        output, or only the outputs that need no boundary value.
+    boundary : {"fill", "wrap", "symm"}, optional
+        How ``in1`` is extended past its edges: with ``fillvalue``, periodically,
+        or by reflection.  scipy's aliases ``"pad"``, ``"circular"`` and
+        ``"symmetric"`` are accepted.
+    fillvalue : scalar, optional
+        The value beyond the edges for ``boundary="fill"``.  It is cast to the
+        output dtype; a value that does not fit (a complex value for a real
+        output, or an out-of-range or non-finite one for an integer output) is a
+        ValueError.
+    stride : int or (int, int), optional
+        Keep every ``sy``-th output row and every ``sx``-th column, starting with
+        the first.  Default 1.
+    workers : int, optional
+        Threads to use; ``None`` uses the default (see :func:`fastkern.set_workers`),
+        negative values count back from the number of CPUs.  The result does not
+        depend on it.
+
+    Returns
+    -------
+    out : ndarray, shape (ceil(R / sy), ceil(C / sx))
+        ``R x C`` is the shape of the unstrided output for ``mode``.  The dtype is
+        the promoted dtype of the inputs, as scipy's.  float32/float64 and
+        complex64/complex128 are computed natively; integer dtypes exactly, with
+        the same wraparound as scipy; long double dtypes in double precision.
+
+    Raises
+    ------
+    ValueError
+        For inputs that are not 2-D, are empty or have a dtype scipy rejects
+        (bool, float16, object, ...); for an unknown mode or boundary, a bad
+        fillvalue, a stride below 1, or ``workers=0``; and, in ``"valid"`` mode,
+        when neither input is at least as large as the other in every dimension.
+
+    See Also
+    --------
+    correlate2d, scipy.signal.convolve2d
+
+    Examples
+    --------
+    >>> import numpy as np, fastkern
+    >>> image = np.arange(25.0).reshape(5, 5)
+    >>> box = np.ones((2, 2))
+    >>> fastkern.convolve2d(image, box, mode="valid")
+    array([[12., 16., 20., 24.],
+           [32., 36., 40., 44.],
+           [52., 56., 60., 64.],
+           [72., 76., 80., 84.]])
+    >>> fastkern.convolve2d(image, box, mode="valid", stride=2)
+    array([[12., 20.],
+           [52., 60.]])
+    """
+    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve=True)
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
+                workers=None):
+    """Cross-correlate two 2-D arrays, as ``scipy.signal.correlate2d`` does.
+
+    ``out[i, j] = sum_{k, l} in1[i + k - o0, j + l - o1] * conj(in2[k, l])`` with
+    the offsets ``o0, o1`` set by ``mode``; the result equals
+    ``scipy.signal.correlate2d(in1, in2, mode, boundary, fillvalue)[::sy, ::sx]``,
+    including scipy's reversed output when ``"valid"`` mode swaps the inputs.
+
+    Parameters
+    ----------
+    in1, in2, mode, boundary, fillvalue, stride, workers
+        As for :func:`convolve2d`.
+
+    Returns
+    -------
+    out : ndarray
+        As for :func:`convolve2d`.
+
+    See Also
+    --------
+    convolve2d, scipy.signal.correlate2d
+
+    Examples
+    --------
+    >>> import numpy as np, fastkern
+    >>> x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    >>> fastkern.correlate2d(x, np.array([[1.0, -1.0]]), mode="valid")
+    array([[-1., -1.],
+           [-1., -1.]])
+    """
+    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve=False)
+
+
+def _as_input(x, name):
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got an array of shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {x.shape}")
+    if x.dtype.kind not in "iufc" or x.dtype == np.float16:
+        raise ValueError(f"{name} has dtype {x.dtype}, for which 2-D convolution is not "
+                         f"available (integer, float32/64 and complex dtypes are)")
+    return x
+
+
+def _parse_stride(stride):
+    if isinstance(stride, bool):
+        raise TypeError(f"stride must be an int or a pair of ints, got {stride!r}")
+    try:
+        steps = (operator.index(stride),) * 2
+    except TypeError:
+        try:
+            steps = tuple(operator.index(s) for s in stride)
+        except TypeError:
+            raise TypeError(f"stride must be an int or a pair of ints, got {stride!r}") from None
+        if len(steps) != 2 or any(isinstance(s, (bool, np.bool_)) for s in stride):
+            raise ValueError(f"stride must be an int or a pair of ints, got {stride!r}")
+    if min(steps) < 1:
+        raise ValueError(f"stride must be at least 1, got {stride!r}")
+    return steps
+
+
+def _parse_fill(fillvalue, out_dtype):
+    """The fill value as a complex number, checked to fit the output dtype."""
+    fv = np.asarray(fillvalue)
+    if fv.size != 1:
+        raise ValueError(f"fillvalue must be a scalar or an array with one element, "
+                         f"got shape {fv.shape}")
+    try:
+        fc = complex(fv.reshape(()).astype(np.complex128))
+    except (TypeError, ValueError):
+        raise ValueError(f"fillvalue must be a number, got {fillvalue!r}") from None
+    if out_dtype.kind != "c" and fc.imag != 0:
+        raise ValueError(f"fillvalue {fillvalue!r} is complex but the output dtype is "
+                         f"{out_dtype}")
+    if out_dtype.kind in "iu":
+        info = np.iinfo(out_dtype)
+        if not np.isfinite(fc.real) or not info.min <= int(fc.real) <= info.max:
+            raise ValueError(f"fillvalue {fillvalue!r} does not fit the output dtype "
+                             f"{out_dtype}")
+    return fc
+
+
+def _aligned(x):
+    return x if x.flags.aligned else x.copy()
+
+
+def _planes(x, real_dtype):
+    """(real plane, imaginary plane or None) of x in the compute dtype."""
+    if x.dtype.kind == "c":
+        x = _aligned(np.asarray(x, dtype=np.result_type(real_dtype, np.complex64)))
+        return x.real, x.imag
+    return _aligned(np.asarray(x, dtype=real_dtype)), None
+
+
+def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve):
+    in1 = _as_input(in1, "in1")
+    in2 = _as_input(in2, "in2")
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ValueError(f"mode must be 'full', 'same' or 'valid', got {mode!r}")
+    if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
+        raise ValueError("boundary must be 'fill', 'wrap' (or 'circular') or 'symm' "
+                         f"(or 'symmetric'), got {boundary!r}")
+    step0, step1 = _parse_stride(stride)
+    n_threads = resolve_workers(workers)
+    out_dtype = np.result_type(in1.dtype, in2.dtype)
+    fill = _parse_fill(fillvalue, out_dtype)
+
+    swapped = False
+    if mode == "valid":
+        ok1 = all(a >= b for a, b in zip(in1.shape, in2.shape))
+        ok2 = all(b >= a for a, b in zip(in1.shape, in2.shape))
+        if not (ok1 or ok2):
+            raise ValueError("in 'valid' mode one input must be at least as large as the "
+                             f"other in every dimension; got in1 of shape {in1.shape} and "
+                             f"in2 of shape {in2.shape}")
+        swapped = not ok1
+
+    # Everything becomes a correlation of `image` with `kernel`, the kernel's window
+    # for output (0, 0) starting at image coordinate `off`.
+    if convolve:
+        image, kernel = (in2, in1) if swapped else (in1, in2)
+        kernel = kernel[::-1, ::-1]
+        centre = [k // 2 for k in kernel.shape]
+    else:
+        if swapped:  # scipy reverses this output; reversing both inputs is the same
+            image, kernel = in2[::-1, ::-1], in1[::-1, ::-1]
+        else:
+            image, kernel = in1, in2
+        centre = [(k - 1) // 2 for k in kernel.shape]
+    if mode == "full":
+        off = [1 - k for k in kernel.shape]
+        full_shape = [n + k - 1 for n, k in zip(image.shape, kernel.shape)]
+    elif mode == "same":
+        off = [-c for c in centre]
+        full_shape = list(image.shape)
+    else:
+        off = [0, 0]
+        full_shape = [n - k + 1 for n, k in zip(image.shape, kernel.shape)]
+    out_shape = ((full_shape[0] + step0 - 1) // step0, (full_shape[1] + step1 - 1) // step1)
+
+    # compute dtypes: float32 or float64 planes, or uint64 (wrapping) for integers
+    if out_dtype.kind in "iu":
+        real_dtype = np.dtype(np.uint64)
+        image = image.astype(np.int64 if image.dtype.kind == "i" else np.uint64,
+                             copy=False).view(np.uint64)
+        kernel = kernel.astype(np.int64 if kernel.dtype.kind == "i" else np.uint64,
+                               copy=False).view(np.uint64)
+    elif out_dtype in (np.float32, np.complex64):
+        real_dtype = np.dtype(np.float32)
+    else:
+        real_dtype = np.dtype(np.float64)
+
+    img_re, img_im = _planes(image, real_dtype)
+    ker_re, ker_im = _planes(kernel, real_dtype)
+    ker_re = np.ascontiguousarray(ker_re)
+    if ker_im is not None:
+        ker_im = np.ascontiguousarray(-ker_im if not convolve else ker_im)
+    if img_im is None and fill.imag != 0:
+        img_im = np.zeros_like(img_re)
+    if real_dtype == np.uint64:
+        fill_re, fill_im = int(fill.real) % 2**64, 0
+    else:
+        with np.errstate(over="ignore"):
+            fill_re, fill_im = real_dtype.type(fill.real), real_dtype.type(fill.imag)
+
+    if out_dtype.kind == "c":
+        out = np.empty(out_shape, dtype=np.result_type(real_dtype, np.complex64))
+        out_re, out_im = out.real, out.imag
+    else:
+        out = out_re = np.empty(out_shape, dtype=real_dtype)
+        out_im = None
+    _convolve.correlate_planes(img_re, img_im, ker_re, ker_im, out_re, out_im,
+                               fill_re, fill_im, off[0], off[1], step0, step1,
+                               _BOUNDARIES[boundary], n_threads)
+    if real_dtype == np.uint64 and out_dtype.kind == "i":
+        out = out.view(np.int64)
+    return out.astype(out_dtype, copy=False)
