@@ -3,7 +3,9 @@
 Conventions, so that a new kernel needs no change here:
 - every ``src/fastkern/_<topic>.pyx`` becomes the extension ``fastkern._<topic>``;
 - the plain C sources in ``csrc/<topic>/*.c`` are compiled into it;
-- ``csrc/`` is on the include path (``#include "common/fk_openmp.h"``).
+- ``csrc/`` is on the include path (``#include "common/fk_openmp.h"``);
+- every extension links NumPy's static ``npyrandom`` library, so Cython code can
+  ``cimport numpy.random.c_distributions`` and draw through ``bitgen_t``.
 
 OpenMP flags are found by compiling and running a probe program; without them
 every extension still builds and runs serially (``FASTKERN_OPENMP=0`` forces that).
@@ -108,6 +110,8 @@ def extensions():
     cflags = base_compile_args() + (omp[0] if omp else [])
     ldflags = omp[1] if omp else []
     macros = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
+    npyrandom_dir = os.path.join(os.path.dirname(np.get_include()), "..", "random", "lib")
+    libraries = ["npyrandom"] + (["m"] if os.name == "posix" else [])
     exts = []
     for pyx in sorted(glob("src/fastkern/_*.pyx")):
         name = Path(pyx).stem                      # "_convolve"
@@ -116,6 +120,8 @@ def extensions():
         exts.append(Extension(
             f"fastkern.{name}", sources,
             include_dirs=[np.get_include(), "csrc"],
+            library_dirs=[os.path.normpath(npyrandom_dir)],
+            libraries=libraries,
             define_macros=macros,
             extra_compile_args=cflags,
             extra_link_args=ldflags,
