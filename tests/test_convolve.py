@@ -1,0 +1,301 @@
+"""convolve2d / correlate2d against scipy.signal, the oracle."""
+
+import numpy as np
+import pytest
+import scipy.signal
+from hypothesis import given, strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+import fastkern
+from fastkern import convolve2d, correlate2d
+
+FUNCS = [(convolve2d, scipy.signal.convolve2d), (correlate2d, scipy.signal.correlate2d)]
+FUNC_IDS = ["convolve2d", "correlate2d"]
+MODES = ["full", "same", "valid"]
+BOUNDARIES = ["fill", "wrap", "symm"]
+FLOAT_DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
+TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.complex64): 1e-4,
+       np.dtype(np.float64): 1e-10, np.dtype(np.complex128): 1e-10}
+
+
+def random_array(rng, shape, dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+
+
+def assert_matches(out, ref):
+    """Same shape and dtype as scipy's, values within the issue's tolerance."""
+    assert out.shape == ref.shape
+    assert out.dtype == ref.dtype
+    if ref.dtype.kind in "iu":
+        assert_array_equal(out, ref)
+        return
+    rtol = TOL.get(ref.dtype, 1e-10)
+    scale = max(1.0, float(np.max(np.abs(ref)))) if ref.size else 1.0
+    assert_allclose(out, ref, rtol=rtol, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("shapes", [((13, 17), (3, 4)), ((6, 5), (6, 5)), ((2, 3), (5, 7)),
+                                    ((1, 20), (1, 3)), ((20, 1), (4, 1)), ((9, 9), (2, 2))])
+def test_parity_with_scipy(func, ref, mode, boundary, dtype, shapes):
+    rng = np.random.default_rng(1)
+    a = random_array(rng, shapes[0], dtype)
+    b = random_array(rng, shapes[1], dtype)
+    if mode == "valid" and not (all(x >= y for x, y in zip(*shapes))
+                                or all(y >= x for x, y in zip(*shapes))):
+        pytest.skip("no valid output for these shapes")
+    assert_matches(func(a, b, mode, boundary, fillvalue=1.5), ref(a, b, mode, boundary, 1.5))
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_kernel_much_larger_than_image(func, ref, boundary):
+    # wrap and symm then reach many periods past the edge
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((3, 2))
+    b = rng.standard_normal((11, 9))
+    for mode in ("full", "same"):
+        assert_matches(func(a, b, mode, boundary, 0.5), ref(a, b, mode, boundary, 0.5))
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+def test_valid_mode_swaps_inputs_like_scipy(func, ref):
+    rng = np.random.default_rng(3)
+    small = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
+    big = rng.standard_normal((8, 9)) + 1j * rng.standard_normal((8, 9))
+    assert_matches(func(small, big, "valid"), ref(small, big, "valid"))
+    assert_matches(func(small, big, "valid", stride=(2, 3)), ref(small, big, "valid")[::2, ::3])
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
+                                   np.int64, np.uint64])
+def test_integer_dtypes_exact_with_wraparound(func, ref, dtype):
+    rng = np.random.default_rng(4)
+    a = random_array(rng, (7, 6), dtype)  # full range: sums overflow and wrap
+    b = random_array(rng, (3, 2), dtype)
+    for mode in MODES:
+        for boundary in BOUNDARIES:
+            assert_matches(func(a, b, mode, boundary, fillvalue=3),
+                           ref(a, b, mode, boundary, fillvalue=3))
+
+
+@pytest.mark.parametrize("dt1,dt2", [(np.int8, np.uint8), (np.float32, np.int64),
+                                     (np.int8, np.float32), (np.float64, np.complex64),
+                                     (np.int16, np.complex128), (np.longdouble, np.float64),
+                                     (np.clongdouble, np.float32), (np.uint64, np.int64)])
+def test_mixed_and_other_dtypes_follow_scipy(dt1, dt2):
+    rng = np.random.default_rng(5)
+    a = (rng.standard_normal((6, 7)) * 20).astype(dt1)
+    b = (rng.standard_normal((3, 3)) * 20).astype(dt2)
+    for func, ref in FUNCS:
+        assert_matches(func(a, b, "same", "symm"), ref(a, b, "same", "symm"))
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+def test_complex_fillvalue(func, ref):
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((5, 6))
+    b = rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3))
+    assert_matches(func(a, b, fillvalue=2 - 3j), ref(a, b, fillvalue=2 - 3j))
+    c = a + 1j * rng.standard_normal((5, 6))
+    assert_matches(func(c, b.real, fillvalue=1j), ref(c, b.real, fillvalue=1j))
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+def test_nan_and_inf_propagate(func, ref):
+    a = np.arange(30.0).reshape(5, 6)
+    a[2, 3] = np.nan
+    a[0, 0] = np.inf
+    b = np.ones((2, 2))
+    assert_array_equal(np.isnan(func(a, b)), np.isnan(ref(a, b)))
+    assert_array_equal(np.isnan(func(a, b, fillvalue=np.nan)), np.isnan(ref(a, b, fillvalue=np.nan)))
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+def test_non_contiguous_inputs(func, ref):
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((40, 50)) + 1j * rng.standard_normal((40, 50))
+    kbase = rng.standard_normal((9, 8))
+    views = [base[::2, ::3], base[::-1, 5:30], np.asfortranarray(base.real), base.T,
+             base.real[3:20, ::-2], base.imag[::3, ::2]]
+    kernels = [kbase[::2, ::-1], np.asfortranarray(kbase), kbase.T[1:5, 2:7]]
+    for a in views:
+        for b in kernels:
+            for mode in MODES:
+                for boundary in BOUNDARIES:
+                    assert_matches(func(a, b, mode, boundary), ref(a, b, mode, boundary))
+
+
+def test_unaligned_and_byteswapped_inputs():
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((9, 11))
+    buf = np.zeros(a.nbytes + 1, dtype=np.uint8)
+    unaligned = np.frombuffer(buf[1:].data, dtype=np.float64).reshape(a.shape)
+    unaligned[...] = a
+    assert not unaligned.flags.aligned
+    swapped = a.astype(a.dtype.newbyteorder())
+    b = rng.standard_normal((3, 2))
+    expected = scipy.signal.convolve2d(a, b)
+    assert_allclose(convolve2d(unaligned, b), expected, rtol=1e-12)
+    assert_allclose(convolve2d(swapped, b), expected, rtol=1e-12)
+
+
+def test_lists_and_scalars_of_python():
+    assert_matches(convolve2d([[1, 2], [3, 4]], [[1]]), scipy.signal.convolve2d([[1, 2], [3, 4]], [[1]]))
+    assert_matches(correlate2d([[1.5, 2], [3, 4]], [[1, 2]]),
+                   scipy.signal.correlate2d([[1.5, 2], [3, 4]], [[1, 2]]))
+
+
+# -- stride ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("stride", [1, 2, 5, (1, 3), (4, 1), (7, 2), (100, 100)])
+def test_stride_equals_slicing(func, ref, stride):
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((31, 26))
+    b = rng.standard_normal((4, 4))
+    sy, sx = (stride, stride) if np.isscalar(stride) else stride
+    for mode in MODES:
+        for boundary in BOUNDARIES:
+            assert_matches(func(a, b, mode, boundary, 2.0, stride=stride),
+                           ref(a, b, mode, boundary, 2.0)[::sy, ::sx])
+
+
+def test_image_workload_every_fifth_pixel():
+    # the 2-filter image workload, at test size: zeros-or-random image, [::5, ::5]
+    rng = np.random.default_rng(10)
+    image = rng.random((300, 300)) * (rng.random((300, 300)) < 0.5)
+    for f in (rng.random((4, 4)), rng.random((4, 4))):
+        assert_matches(convolve2d(image, f, stride=5), scipy.signal.convolve2d(image, f)[::5, ::5])
+
+
+@st.composite
+def problems(draw):
+    dtype = draw(st.sampled_from(FLOAT_DTYPES + [np.int16, np.uint32]))
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    kh, kw = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    mode = draw(st.sampled_from(MODES))
+    if mode == "valid" and not ((h >= kh and w >= kw) or (kh >= h and kw >= w)):
+        mode = "full"
+    boundary = draw(st.sampled_from(BOUNDARIES + ["pad", "circular", "symmetric"]))
+    stride = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    which = draw(st.integers(0, 1))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return dtype, (h, w), (kh, kw), mode, boundary, stride, which, seed
+
+
+@given(problems())
+def test_hypothesis_shapes_modes_strides(problem):
+    dtype, shape1, shape2, mode, boundary, stride, which, seed = problem
+    rng = np.random.default_rng(seed)
+    a = random_array(rng, shape1, dtype)
+    b = random_array(rng, shape2, dtype)
+    func, ref = FUNCS[which]
+    assert_matches(func(a, b, mode, boundary, 1, stride=stride),
+                   ref(a, b, mode, boundary, 1)[::stride[0], ::stride[1]])
+
+
+# -- threads ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_identical_for_every_workers(dtype):
+    rng = np.random.default_rng(11)
+    a = random_array(rng, (257, 2100), dtype)  # several column blocks and row tiles
+    b = random_array(rng, (5, 6), dtype)
+    outs = [convolve2d(a, b, "same", "symm", workers=w) for w in (1, 2, 3, 8, -1)]
+    for out in outs[1:]:
+        assert_array_equal(out, outs[0])
+    with fastkern.set_workers(3):
+        assert_array_equal(correlate2d(a, b), correlate2d(a, b, workers=1))
+
+
+def test_releases_the_gil(assert_releases_gil):
+    rng = np.random.default_rng(12)
+    image = rng.standard_normal((1500, 1500))
+    kernel = rng.standard_normal((21, 21))
+    assert_releases_gil(lambda: convolve2d(image, kernel, workers=1))
+
+
+@pytest.mark.slow
+def test_offsets_beyond_2_to_31_elements():
+    """An image of over 2**31 elements: indices must be 64-bit.
+
+    np.zeros maps untouched pages to the zero page, so this needs memory only for
+    the few pages written and read."""
+    rows, cols = 2**16 + 2, 2**15 + 5  # 2**31 + 32,773 * 2 elements
+    assert rows * cols > 2**31
+    try:
+        image = np.zeros((rows, cols), dtype=np.float32)
+    except MemoryError:
+        pytest.skip("cannot reserve 8.6 GB of address space")
+    r, c = rows - 2, cols - 3  # element offset r * cols + c > 2**31
+    image[r, c] = 3.0
+    image[r + 1, c + 1] = 5.0
+    kernel = np.array([[1.0, 10.0], [100.0, 1000.0]], dtype=np.float32)
+    # valid mode, every 4096th row: only the rows read are touched; r = 16 * 4096
+    out = correlate2d(image, kernel, mode="valid", stride=(4096, 1))
+    assert out.shape == (17, cols - 1)
+    last = out[-1]  # the windows starting at image row r
+    assert last[c - 1] == 3.0 * 10.0
+    assert last[c] == 3.0 * 1.0 + 5.0 * 1000.0
+    assert last[c + 1] == 5.0 * 100.0
+    assert np.count_nonzero(out) == 3
+
+
+# -- bad input ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("func", [convolve2d, correlate2d], ids=FUNC_IDS)
+@pytest.mark.parametrize("args,kwargs,exc,match", [
+    ((np.ones(3), np.ones((2, 2))), {}, ValueError, "in1 must be a 2-D"),
+    ((np.ones((3, 3)), np.ones((2, 2, 1))), {}, ValueError, "in2 must be a 2-D"),
+    ((np.ones((0, 3)), np.ones((2, 2))), {}, ValueError, "in1 must not be empty"),
+    ((np.ones((3, 3)), np.ones((2, 0))), {}, ValueError, "in2 must not be empty"),
+    ((np.ones((3, 3), dtype=object), np.ones((2, 2))), {}, ValueError, "in1 has dtype object"),
+    ((np.ones((3, 3)), np.ones((2, 2), dtype=bool)), {}, ValueError, "in2 has dtype bool"),
+    ((np.ones((3, 3), dtype=np.float16), np.ones((2, 2))), {}, ValueError, "in1 has dtype float16"),
+    ((np.array([["a"]]), np.ones((2, 2))), {}, ValueError, "in1 has dtype"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "bad"), {}, ValueError, "mode must be"),
+    ((np.ones((3, 3)), np.ones((2, 2)), 0), {}, ValueError, "mode must be"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "full", "nearest"), {}, ValueError, "boundary must be"),
+    ((np.ones((2, 5)), np.ones((3, 3)), "valid"), {}, ValueError, "one input must be at least"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": 0}, ValueError, "stride must be at least 1"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": (1, -2)}, ValueError, "stride must be at least 1"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": (1, 2, 3)}, ValueError, "stride must be"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": 1.5}, TypeError, "stride must be"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": True}, TypeError, "stride must be"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": [1, 2]}, ValueError, "fillvalue must be a scalar"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": 1 + 2j}, ValueError, "fillvalue"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": "x"}, ValueError, "fillvalue"),
+    ((np.ones((3, 3), dtype=np.uint8), np.ones((2, 2), dtype=np.uint8)), {"fillvalue": -1},
+     ValueError, "fillvalue"),
+    ((np.ones((3, 3), dtype=np.int8), np.ones((2, 2), dtype=np.int8)), {"fillvalue": np.nan},
+     ValueError, "fillvalue"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 0}, ValueError, "workers must not be zero"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": -10**6}, ValueError, "workers value out of range"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 1.5}, TypeError, "workers must be an integer"),
+])
+def test_bad_input(func, args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        func(*args, **kwargs)
+
+
+def test_where_scipy_raises_valueerror_so_do_we():
+    cases = [((np.ones(3), np.ones((2, 2))), {}), ((np.ones((3, 3)), np.ones((2, 2)), "x"), {}),
+             ((np.ones((2, 5)), np.ones((3, 3)), "valid"), {}),
+             ((np.ones((3, 3), dtype=bool), np.ones((2, 2))), {}),
+             ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": [1, 2]})]
+    for args, kwargs in cases:
+        with pytest.raises(ValueError):
+            scipy.signal.convolve2d(*args, **kwargs)
+        with pytest.raises(ValueError):
+            convolve2d(*args, **kwargs)
