@@ -7,7 +7,7 @@
 
 /* Output columns per block: the accumulator row and the image rows it reads stay
  * in L1/L2 cache. */
-#define FK_COL_BLOCK 1024
+#define FK_COL_BLOCK 4096
 
 #if defined(__GNUC__)
 #define FK_VECTOR_EXT 1
