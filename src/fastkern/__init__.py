@@ -15,12 +15,14 @@ from ._version import __version__
 from ._workers import get_workers, set_workers
 from ._config import show_config
 from .convolve import convolve2d, correlate2d
+from .pipeline import parallel_map
 
 __all__ = [
     "__version__",
     "convolve2d",
     "correlate2d",
     "get_workers",
+    "parallel_map",
     "set_workers",
     "show_config",
 ]
