@@ -92,7 +92,9 @@ def test_integer_dtypes_exact_with_wraparound(func, ref, dtype):
 @pytest.mark.parametrize("dt1,dt2", [(np.int8, np.uint8), (np.float32, np.int64),
                                      (np.int8, np.float32), (np.float64, np.complex64),
                                      (np.int16, np.complex128), (np.longdouble, np.float64),
-                                     (np.clongdouble, np.float32), (np.uint64, np.int64)])
+                                     (np.clongdouble, np.float32), (np.uint64, np.int64),
+                                     (np.bool_, np.float64), (np.float16, np.float32),
+                                     (np.bool_, np.int8), (np.float16, np.int16)])
 def test_mixed_and_other_dtypes_follow_scipy(dt1, dt2):
     rng = np.random.default_rng(5)
     a = (rng.standard_normal((6, 7)) * 20).astype(dt1)
@@ -221,8 +223,8 @@ def test_identical_for_every_workers(dtype):
 
 def test_releases_the_gil(assert_releases_gil):
     rng = np.random.default_rng(12)
-    image = rng.standard_normal((1500, 1500))
-    kernel = rng.standard_normal((21, 21))
+    image = rng.standard_normal((2500, 2500))  # about 6e9 multiply-adds: 0.3 s or more
+    kernel = rng.standard_normal((31, 31))
     assert_releases_gil(lambda: convolve2d(image, kernel, workers=1))
 
 
@@ -261,8 +263,11 @@ def test_offsets_beyond_2_to_31_elements():
     ((np.ones((0, 3)), np.ones((2, 2))), {}, ValueError, "in1 must not be empty"),
     ((np.ones((3, 3)), np.ones((2, 0))), {}, ValueError, "in2 must not be empty"),
     ((np.ones((3, 3), dtype=object), np.ones((2, 2))), {}, ValueError, "in1 has dtype object"),
-    ((np.ones((3, 3)), np.ones((2, 2), dtype=bool)), {}, ValueError, "in2 has dtype bool"),
-    ((np.ones((3, 3), dtype=np.float16), np.ones((2, 2))), {}, ValueError, "in1 has dtype float16"),
+    ((np.ones((3, 3)), np.ones((2, 2), dtype="M8[s]")), {}, ValueError, "in2 has dtype datetime64"),
+    ((np.ones((3, 3), dtype=bool), np.ones((2, 2), dtype=bool)), {}, ValueError,
+     "promote to bool"),
+    ((np.ones((3, 3), dtype=np.float16), np.ones((2, 2), dtype=np.float16)), {}, ValueError,
+     "promote to float16"),
     ((np.array([["a"]]), np.ones((2, 2))), {}, ValueError, "in1 has dtype"),
     ((np.ones((3, 3)), np.ones((2, 2)), "bad"), {}, ValueError, "mode must be"),
     ((np.ones((3, 3)), np.ones((2, 2)), 0), {}, ValueError, "mode must be"),
@@ -292,7 +297,9 @@ def test_bad_input(func, args, kwargs, exc, match):
 def test_where_scipy_raises_valueerror_so_do_we():
     cases = [((np.ones(3), np.ones((2, 2))), {}), ((np.ones((3, 3)), np.ones((2, 2)), "x"), {}),
              ((np.ones((2, 5)), np.ones((3, 3)), "valid"), {}),
-             ((np.ones((3, 3), dtype=bool), np.ones((2, 2))), {}),
+             ((np.ones((3, 3), dtype=bool), np.ones((2, 2), dtype=bool)), {}),
+             ((np.ones((3, 3), dtype=np.float16), np.ones((2, 2), dtype=np.float16)), {}),
+             ((np.ones((3, 3), dtype=object), np.ones((2, 2))), {}),
              ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": [1, 2]})]
     for args, kwargs in cases:
         with pytest.raises(ValueError):

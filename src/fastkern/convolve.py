@@ -62,8 +62,8 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
     Raises
     ------
     ValueError
-        For inputs that are not 2-D, are empty or have a dtype scipy rejects
-        (bool, float16, object, ...); for an unknown mode or boundary, a bad
+        For inputs that are not 2-D or are empty, or whose dtypes promote to one
+        scipy rejects (bool, float16, object, ...); for an unknown mode or boundary, a bad
         fillvalue, a stride below 1, or ``workers=0``; and, in ``"valid"`` mode,
         when neither input is at least as large as the other in every dimension.
 
@@ -128,9 +128,9 @@ def _as_input(x, name):
         raise ValueError(f"{name} must be a 2-D array, got an array of shape {x.shape}")
     if x.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {x.shape}")
-    if x.dtype.kind not in "iufc" or x.dtype == np.float16:
+    if x.dtype.kind not in "biufc":
         raise ValueError(f"{name} has dtype {x.dtype}, for which 2-D convolution is not "
-                         f"available (integer, float32/64 and complex dtypes are)")
+                         f"available (integer, float and complex dtypes are)")
     return x
 
 
@@ -194,7 +194,13 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve):
                          f"(or 'symmetric'), got {boundary!r}")
     step0, step1 = _parse_stride(stride)
     n_threads = resolve_workers(workers)
+    # scipy computes in the promoted dtype, so bool or float16 mixed with a wider
+    # type is fine, and only the promoted dtype must be one the kernels have
     out_dtype = np.result_type(in1.dtype, in2.dtype)
+    if out_dtype.kind not in "iufc" or out_dtype == np.float16:
+        raise ValueError(f"in1 and in2 have dtypes {in1.dtype} and {in2.dtype}, which promote "
+                         f"to {out_dtype}, for which 2-D convolution is not available "
+                         f"(integer, float32/64 and complex dtypes are)")
     fill = _parse_fill(fillvalue, out_dtype)
 
     swapped = False
