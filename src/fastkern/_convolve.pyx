@@ -35,6 +35,9 @@ ctypedef fused real_t:
 cdef enum:
     MAX_TILE_ROWS = 32
 
+# Multiply-adds below which another thread costs more than it saves.
+cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 22
+
 
 cdef inline int _rows(const fk_corr2d_geom *g, const real_t *img, const real_t *ker,
                       real_t fill, real_t *out, Py_ssize_t r0, Py_ssize_t r1,
@@ -103,6 +106,8 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
         p_out_im = &out_im[0, 0]
 
     cdef Py_ssize_t n_rows = out_re.shape[0]
+    cdef Py_ssize_t work = out_re.shape[0] * out_re.shape[1] * ker_re.shape[0] * ker_re.shape[1]
+    n_threads = <int>max(1, min(n_threads, work // MIN_WORK_PER_THREAD))
     cdef Py_ssize_t tile = (n_rows + 4 * n_threads - 1) // (4 * n_threads)
     tile = max(1, min(MAX_TILE_ROWS, tile))
     cdef Py_ssize_t n_tiles = (n_rows + tile - 1) // tile
@@ -110,7 +115,8 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     cdef int failed = 0
     cdef int store
 
-    for t in prange(n_tiles, nogil=True, schedule="static", num_threads=n_threads):
+    # dynamic: a thread that the OS holds back (a busy machine) does not hold up the call
+    for t in prange(n_tiles, nogil=True, schedule="dynamic", num_threads=n_threads):
         r0 = t * tile
         r1 = min(n_rows, r0 + tile)
         failed += _rows(&g_re, p_img_re, p_ker_re, fill_re, p_out_re, r0, r1, FK_STORE_SET)
