@@ -4,6 +4,13 @@ import time
 
 import pytest
 
+
+def pytest_configure(config):
+    # registered here, not in pyproject.toml, so that a copy of tests/ run against
+    # an installed wheel knows them too
+    config.addinivalue_line("markers", "slow: long-running (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU; skipped where none is present")
+
 # Turn hypothesis down on CI's 2-core machines; locally the default profile runs.
 try:
     from hypothesis import settings
