@@ -1,0 +1,146 @@
+"""fastkern on Dask: the kernels on dask arrays and over a cluster's workers.
+
+Each block is computed by a fastkern kernel with the GIL released, so Dask's
+threaded scheduler and the threads of a ``dask.distributed`` worker run blocks in
+parallel.  Results equal the single-machine ones.  Needs ``pip install
+"fastkern[dask]"``.
+"""
+import numpy as np
+
+try:
+    import dask.array as da
+except ImportError as exc:  # pragma: no cover - the [dask] extra is missing
+    raise ImportError('fastkern.dask needs Dask: pip install "fastkern[dask]"') from exc
+
+from . import convolve as _convolve
+
+__all__ = ["convolve2d", "correlate2d"]
+
+
+def convolve2d(x, in2, mode="full", boundary="fill", fillvalue=0):
+    """Convolve a 2-D dask array with a small filter, lazily, block by block.
+
+    The result equals ``scipy.signal.convolve2d(x, in2, mode, boundary, fillvalue)``
+    on the whole array, for every mode and boundary and any chunking of `x`.  The
+    array is extended by the boundary rule, each block is given the halo of
+    ``in2.shape - 1`` rows and columns it needs (``map_overlap``), and each block is
+    computed by :func:`fastkern.convolve2d` with ``workers=1``: Dask's threads, or
+    its workers, provide the parallelism.  Memory is bounded by the chunks, not
+    the array.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like, shape (M, N)
+        The image, in any chunking.
+    in2 : array_like, shape (P, Q)
+        The filter: a NumPy array, shipped to every block.
+    mode, boundary, fillvalue
+        As for :func:`fastkern.convolve2d`.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; call ``.compute()``.  Its chunks follow those of `x`.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, fastkern.dask
+    >>> image = da.ones((1000, 1000), chunks=250)
+    >>> out = fastkern.dask.convolve2d(image, np.ones((3, 3)), mode="same")
+    >>> float(out[500, 500].compute()), float(out[0, 0].compute())
+    (9.0, 4.0)
+    """
+    return _blockwise(x, in2, mode, boundary, fillvalue, convolve=True)
+
+
+def correlate2d(x, in2, mode="full", boundary="fill", fillvalue=0):
+    """Cross-correlate a 2-D dask array with a small filter, lazily, block by block.
+
+    As :func:`convolve2d`, with the result of ``scipy.signal.correlate2d``.
+    """
+    return _blockwise(x, in2, mode, boundary, fillvalue, convolve=False)
+
+
+def _min_chunks(chunks, minimum):
+    """Merge neighbouring chunks until each holds at least `minimum` elements."""
+    merged, current = [], 0
+    for c in chunks:
+        current += c
+        if current >= minimum:
+            merged.append(current)
+            current = 0
+    if current:
+        if merged:
+            merged[-1] += current
+        else:
+            merged.append(current)
+    return tuple(merged)
+
+
+def _boundary_index(lo, hi, n, boundary):
+    """Source index of coordinates lo..hi-1 of an axis of length n (wrap or symm),
+    with the rules of the compiled core."""
+    j = np.arange(lo, hi)
+    if boundary in ("wrap", "circular"):
+        return j % n
+    k = np.where(j >= 0, j, -j - 1) % (2 * n)
+    return np.where(k >= n, 2 * n - k - 1, k)
+
+
+def _blockwise(x, in2, mode, boundary, fillvalue, convolve):
+    kernel_fn = _convolve.convolve2d if convolve else _convolve.correlate2d
+    x = da.asarray(x)
+    in2 = _convolve._as_input(in2, "in2")
+    if x.ndim != 2:
+        raise ValueError(f"x must be a 2-D array, got an array of shape {x.shape}")
+    if 0 in x.shape:
+        raise ValueError(f"x must not be empty, got shape {x.shape}")
+    # the single-machine checks of dtypes, mode, boundary and fillvalue, on a sample
+    kernel_fn(np.zeros((1, 1), dtype=x.dtype), in2, "full", boundary, fillvalue)
+    if not isinstance(mode, str) or mode not in _convolve._MODES:
+        raise ValueError(f"mode must be 'full', 'same' or 'valid', got {mode!r}")
+    out_dtype = np.result_type(x.dtype, in2.dtype)
+    kh, kw = in2.shape
+    if mode == "valid":
+        ok1 = all(a >= b for a, b in zip(x.shape, in2.shape))
+        ok2 = all(b >= a for a, b in zip(x.shape, in2.shape))
+        if not (ok1 or ok2):
+            raise ValueError("in 'valid' mode one input must be at least as large as the "
+                             f"other in every dimension; got x of shape {x.shape} and in2 "
+                             f"of shape {in2.shape}")
+        if not ok1:
+            # the filter is the larger input, so x is small: one task does it all
+            out_shape = tuple(b - a + 1 for a, b in zip(x.shape, in2.shape))
+            return x.rechunk(x.shape).map_blocks(
+                lambda b: kernel_fn(b, in2, "valid"), dtype=out_dtype,
+                chunks=tuple((n,) for n in out_shape))
+
+    # Output (i, j) reads the boundary-extended image E at rows i + o0 .. i + o0 + kh - 1.
+    # Build P = E[o0 : o0 + L0 + kh - 1, ...]; the output is P's valid correlation.
+    x = x.astype(out_dtype)
+    pads, index = [], []
+    for n, k in zip(x.shape, in2.shape):
+        centre = k // 2 if convolve else (k - 1) // 2
+        shift = {"full": 0, "same": k - 1 - centre, "valid": k - 1}[mode]
+        length = {"full": n + k - 1, "same": n, "valid": n - k + 1}[mode]
+        o = shift - (k - 1)                     # <= 0
+        before, after = -o, o + length + k - 1 - n  # both >= 0
+        pads.append((before, after))
+        index.append((o, o + length + k - 1))
+    if _convolve._BOUNDARIES[boundary] == 0:
+        fill = _convolve._parse_fill(fillvalue, out_dtype)
+        fill = fill if out_dtype.kind == "c" else fill.real
+        p = da.pad(x, pads, mode="constant", constant_values=np.asarray(fill, dtype=out_dtype))
+    else:
+        p = x
+        for axis, ((lo, hi), n) in enumerate(zip(index, x.shape)):
+            idx = _boundary_index(lo, hi, n, boundary)
+            p = p[idx, :] if axis == 0 else p[:, idx]
+
+    # every block at least the filter's size, so that each block's 'valid' result is
+    # the filter sliding inside it; the last block along each axis has no halo
+    p = p.rechunk(tuple(_min_chunks(c, k) for c, k in zip(p.chunks, in2.shape)))
+    out_chunks = tuple(c[:-1] + (c[-1] - k + 1,) for c, k in zip(p.chunks, in2.shape))
+    return da.map_overlap(lambda b: kernel_fn(b, in2, "valid", workers=1), p,
+                          depth={0: (0, kh - 1), 1: (0, kw - 1)}, boundary="none",
+                          trim=False, dtype=out_dtype, chunks=out_chunks)

@@ -1,0 +1,106 @@
+"""fastkern.dask against scipy and the single-machine kernels, with Dask's threaded
+scheduler and a real LocalCluster of worker processes."""
+import numpy as np
+import pytest
+import scipy.signal
+from numpy.testing import assert_allclose, assert_array_equal
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+import fastkern.dask as fkd  # noqa: E402
+
+MODES = ["full", "same", "valid"]
+BOUNDARIES = ["fill", "wrap", "symm"]
+FUNCS = [(fkd.convolve2d, scipy.signal.convolve2d), (fkd.correlate2d, scipy.signal.correlate2d)]
+FUNC_IDS = ["convolve2d", "correlate2d"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, host="127.0.0.1")
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("shape,chunks,kshape", [
+    ((50, 61), (7, 9), (4, 3)),      # many blocks, chunks not multiples of anything
+    ((30, 33), (3, 4), (6, 2)),      # chunks smaller than the filter: merged
+    ((20, 20), (20, 20), (5, 5)),    # one block
+    ((40, 7), (11, 2), (1, 7)),      # filter as wide as the image
+])
+def test_threaded_equals_scipy(func, ref, mode, boundary, shape, chunks, kshape):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape)
+    b = rng.standard_normal(kshape)
+    x = da.from_array(a, chunks=chunks)
+    out = func(x, b, mode, boundary, 1.5)
+    assert isinstance(out, da.Array)
+    expected = ref(a, b, mode, boundary, 1.5)
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    got = out.compute(scheduler="threads")
+    assert got.shape == expected.shape
+    assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_filter_larger_than_image(func, ref, boundary):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((5, 6))
+    b = rng.standard_normal((9, 11))
+    x = da.from_array(a, chunks=2)
+    for mode in ("full", "same", "valid"):
+        assert_allclose(func(x, b, mode, boundary).compute(), ref(a, b, mode, boundary),
+                        rtol=1e-10, atol=1e-10)
+    c = rng.standard_normal((5, 9))  # valid: the filter is larger in every dimension
+    assert_allclose(func(x, c, "valid").compute(), ref(a, c, "valid"), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.int16])
+def test_dtypes(dtype):
+    rng = np.random.default_rng(2)
+    a = (rng.standard_normal((40, 30)) * 50).astype(dtype)
+    b = (rng.standard_normal((3, 4)) * 50).astype(dtype)
+    x = da.from_array(a, chunks=(9, 8))
+    for func, ref in FUNCS:
+        got = func(x, b, "same", "fill", 3).compute()
+        want = ref(a, b, "same", "fill", 3)
+        assert got.dtype == want.dtype
+        if want.dtype.kind in "iu":
+            assert_array_equal(got, want)
+        else:
+            assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-3)
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+def test_local_cluster_equals_single_machine(client, func, ref):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((300, 260))
+    b = rng.standard_normal((5, 4))
+    x = da.from_array(a, chunks=(70, 90))
+    single = (fkd.convolve2d if func is fkd.convolve2d else fkd.correlate2d)
+    for mode in MODES:
+        got = client.compute(func(x, b, mode, "symm")).result()
+        assert_allclose(got, ref(a, b, mode, "symm"), rtol=1e-10, atol=1e-10)
+        assert_array_equal(got, single(x, b, mode, "symm").compute(scheduler="threads"))
+
+
+def test_bad_input():
+    x = da.ones((10, 10), chunks=5)
+    with pytest.raises(ValueError, match="x must be a 2-D"):
+        fkd.convolve2d(da.ones(10), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="in2 must be a 2-D"):
+        fkd.convolve2d(x, np.ones(3))
+    with pytest.raises(ValueError, match="mode must be"):
+        fkd.convolve2d(x, np.ones((2, 2)), mode="bad")
+    with pytest.raises(ValueError, match="boundary must be"):
+        fkd.correlate2d(x, np.ones((2, 2)), boundary="nearest")
+    with pytest.raises(ValueError, match="fillvalue"):
+        fkd.convolve2d(x, np.ones((2, 2)), fillvalue=[1, 2])
+    with pytest.raises(ValueError, match="one input must be at least"):
+        fkd.convolve2d(da.ones((2, 5), chunks=1), np.ones((3, 3)), mode="valid")
