@@ -319,39 +319,59 @@ cdef inline double _lerp(double a, double b, double t) noexcept nogil:
     return a + diff * t
 
 
+cdef inline void _seek(const int64_t *counts, Py_ssize_t rank, Py_ssize_t *u,
+                       Py_ssize_t *below) noexcept nogil:
+    """Move (u, below) forward to the distinct value holding `rank`, where below is
+    the number of observations before value u: below <= rank < below + counts[u]."""
+    while below[0] + counts[u[0]] <= rank:
+        below[0] += counts[u[0]]
+        u[0] += 1
+
+
+cdef inline double _weighted_sum(const int64_t *counts, const double *values,
+                                 Py_ssize_t u0, Py_ssize_t u1) noexcept nogil:
+    """sum(counts[u] * values[u] for u0 <= u < u1), on four chains of additions."""
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t u = u0
+    while u + 4 <= u1:
+        s0 += counts[u] * values[u]
+        s1 += counts[u + 1] * values[u + 1]
+        s2 += counts[u + 2] * values[u + 2]
+        s3 += counts[u + 3] * values[u + 3]
+        u += 4
+    while u < u1:
+        s0 += counts[u] * values[u]
+        u += 1
+    return (s0 + s1) + (s2 + s3)
+
+
 cdef double _order_statistic(int kind, const int64_t *counts, const double *values,
-                             Py_ssize_t n_values, Py_ssize_t lo, Py_ssize_t hi,
-                             double gamma) noexcept nogil:
+                             Py_ssize_t lo, Py_ssize_t hi, double gamma) noexcept nogil:
     """The statistic of a sample given as counts of its sorted distinct values.
 
     MEDIAN: the mean of the values of rank lo and hi.  QUANTILE: NumPy's linear
     interpolation between them with weight gamma.  TRIMMED_MEAN: the mean of the
-    values of rank lo <= rank < hi.
+    values of rank lo <= rank < hi.  Ranks count from 0 and lo <= hi (lo < hi for
+    TRIMMED_MEAN).
     """
-    cdef Py_ssize_t u, below = 0, c, a, e
-    cdef double total = 0, v_lo = NAN, v_hi = NAN
+    cdef Py_ssize_t u = 0, below = 0, u_lo, below_lo
+    cdef double v_lo, total
+    _seek(counts, lo, &u, &below)
+    v_lo = values[u]
     if kind == TRIMMED_MEAN:
-        for u in range(n_values):
-            c = counts[u]
-            a = max(below, lo)
-            e = min(below + c, hi)
-            if e > a:
-                total += (e - a) * values[u]
-            below += c
-            if below >= hi:
-                break
+        u_lo = u
+        below_lo = below
+        _seek(counts, hi - 1, &u, &below)
+        if u == u_lo:
+            return values[u]
+        total = ((below_lo + counts[u_lo] - lo) * values[u_lo]
+                 + _weighted_sum(counts, values, u_lo + 1, u)
+                 + (hi - below) * values[u])
         return total / (hi - lo)
-    for u in range(n_values):
-        c = counts[u]
-        if below <= lo < below + c:
-            v_lo = values[u]
-        if hi < below + c:
-            v_hi = values[u]
-            break
-        below += c
+    _seek(counts, hi, &u, &below)
     if kind == MEDIAN:
-        return (v_lo + v_hi) / 2
-    return _lerp(v_lo, v_hi, gamma)
+        return (v_lo + values[u]) / 2
+    return _lerp(v_lo, values[u], gamma)
 
 
 cdef inline void _draw_counts(bitgen_t *gen, const int64_t *inverse, Py_ssize_t n,
@@ -391,7 +411,7 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
                 continue
             for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
                 _draw_counts(streams.gens[b], pinv, n, counts)
-                pout[r] = _order_statistic(kind, counts, pval, n_values, lo, hi, gamma)
+                pout[r] = _order_statistic(kind, counts, pval, lo, hi, gamma)
                 memset(counts, 0, n_values * sizeof(int64_t))
         free(counts)
     if failed:
@@ -401,7 +421,7 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
 def sample_order(int kind, const int64_t[::1] counts, const double[::1] values,
                  Py_ssize_t lo, Py_ssize_t hi, double gamma):
     """The statistic of the sample itself, given the counts of its distinct values."""
-    return _order_statistic(kind, &counts[0], &values[0], values.shape[0], lo, hi, gamma)
+    return _order_statistic(kind, &counts[0], &values[0], lo, hi, gamma)
 
 
 def jackknife_order(int kind, const double[::1] sorted_x, const int64_t[::1] starts,
