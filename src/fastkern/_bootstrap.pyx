@@ -11,10 +11,11 @@ Resample ``r`` belongs to block ``r // BLOCK_SIZE`` and is drawn from that block
 bit generator after the block's earlier resamples.  For each sample ``k`` in turn
 (one sample when the data are paired) it draws ``n_k`` indices with NumPy's
 ``random_bounded_uint64_fill(gen, 0, n_k - 1, ...)`` with Lemire's method, the C
-function behind ``Generator.integers(0, n_k, size=n_k)``.  The indices are drawn
-``CHUNK`` at a time: this gives the same stream, because the only state the
-function keeps between draws (PCG64's spare 32-bit half) lives in the bit
-generator itself.
+function behind ``Generator.integers(0, n_k, size=n_k)`` (or its uint32 twin, which
+runs the same loop; see _draw_chunk).  The indices are drawn ``CHUNK`` at a time:
+this gives the same stream, because the only state the function keeps between
+draws (PCG64's spare 32-bit half) lives in the bit generator itself.  The tests
+check all of this against NumPy.
 """
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython.parallel cimport parallel, prange
