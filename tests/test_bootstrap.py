@@ -275,6 +275,27 @@ def test_the_gil_is_released():
     assert during > 2_000_000
 
 
+def test_two_threads_at_once_get_their_own_results():
+    jobs = [(NORMAL, "median", {}), (COUNTS, "trimmed_mean", {"proportiontocut": 0.2}),
+            ((NORMAL, PARTNER), "pearsonr", {"paired": True})]
+    expected = [bootstrap(d, s, n_resamples=300, seed=k, **o).bootstrap_distribution
+                for k, (d, s, o) in enumerate(jobs)]
+    results = [None] * len(jobs)
+
+    def work(k):
+        d, s, o = jobs[k]
+        results[k] = bootstrap(d, s, n_resamples=300, seed=k, workers=2,
+                               **o).bootstrap_distribution
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
+
+
 BAD_INPUTS = [
     (dict(data=[]), ValueError, "data must not be empty"),
     (dict(data=[1.0]), ValueError, "at least two"),
