@@ -1,0 +1,484 @@
+"""nogil bootstrap kernels: the statistic of every resample, block by block, on
+several threads, without materialising the resamples.
+
+Validation, seeding and the confidence intervals live in bootstrap.py; this
+module assumes valid input (samples of at least two observations, finite values,
+one bit generator per block).
+
+The random stream, which a plain NumPy loop reproduces
+------------------------------------------------------
+Resample ``r`` belongs to block ``r // BLOCK_SIZE`` and is drawn from that block's
+bit generator after the block's earlier resamples.  For each sample ``k`` in turn
+(one sample when the data are paired) it draws ``n_k`` indices with NumPy's
+``random_bounded_uint64_fill(gen, 0, n_k - 1, ...)`` with Lemire's method, the C
+function behind ``Generator.integers(0, n_k, size=n_k)`` (or its uint32 twin, which
+runs the same loop; see _draw_chunk).  The indices are drawn ``CHUNK`` at a time:
+this gives the same stream, because the only state the function keeps between
+draws (PCG64's spare 32-bit half) lives in the bit generator itself.  The tests
+check all of this against NumPy.
+"""
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from cython.parallel cimport parallel, prange
+from libc.math cimport NAN, sqrt
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
+from numpy.random cimport bitgen_t
+
+cdef extern from "numpy/random/distributions.h" nogil:
+    # Exported by npyrandom but not declared in numpy.random.c_distributions.
+    void random_bounded_uint64_fill(bitgen_t *bitgen_state, uint64_t off, uint64_t rng,
+                                    Py_ssize_t cnt, bint use_masked, uint64_t *out)
+    void random_bounded_uint32_fill(bitgen_t *bitgen_state, uint32_t off, uint32_t rng,
+                                    Py_ssize_t cnt, bint use_masked, uint32_t *out)
+
+ctypedef fused real_t:
+    float
+    double
+
+cdef enum:
+    # Resamples per block, each block with its own stream.  Part of the seeding
+    # contract (results depend on it): never change it.
+    _BLOCK_SIZE = 64
+    # Indices drawn per call into NumPy; they live on the stack.
+    CHUNK = 256
+
+BLOCK_SIZE = _BLOCK_SIZE
+
+# Statistic codes, shared with bootstrap.py.
+cpdef enum Statistic:
+    MEAN = 0
+    VAR = 1
+    STD = 2
+    MEAN_DIFF = 3
+    PEARSONR = 4
+    MEDIAN = 5
+    QUANTILE = 6
+    TRIMMED_MEAN = 7
+
+
+cdef class BlockStreams:
+    """The bit generators of one bootstrap run: block b draws from ``bit_generators[b]``.
+
+    Holds the generators (and so their states) for as long as the kernels use them.
+    """
+    cdef list _keep
+    cdef bitgen_t **gens
+    cdef readonly Py_ssize_t n_blocks
+
+    def __cinit__(self, list bit_generators):
+        self._keep = list(bit_generators)
+        self.n_blocks = len(self._keep)
+        self.gens = <bitgen_t **>malloc(max(1, self.n_blocks) * sizeof(bitgen_t *))
+        if self.gens == NULL:
+            raise MemoryError()
+        for b in range(self.n_blocks):
+            self.gens[b] = <bitgen_t *>PyCapsule_GetPointer(self._keep[b].capsule,
+                                                            "BitGenerator")
+
+    def __dealloc__(self):
+        free(self.gens)
+
+
+cdef inline void _draw_chunk(bitgen_t *gen, Py_ssize_t n, Py_ssize_t cnt,
+                             uint64_t *idx) noexcept nogil:
+    """cnt indices uniform in [0, n), as Generator.integers(0, n, size=cnt) draws them.
+
+    For n - 1 < 2**32 - 1 both NumPy fill functions run the same 32-bit Lemire loop
+    on the same stream; the uint32 one is faster, so it is used and widened here.
+    """
+    cdef uint32_t small[CHUNK]
+    cdef Py_ssize_t k
+    if <uint64_t>(n - 1) < <uint64_t>0xFFFFFFFFU:
+        random_bounded_uint32_fill(gen, 0, <uint32_t>(n - 1), cnt, False, small)
+        for k in range(cnt):
+            idx[k] = small[k]
+    else:
+        random_bounded_uint64_fill(gen, 0, <uint64_t>(n - 1), cnt, False, idx)
+
+
+# ---------------------------------------------------------------------------
+# Moment statistics: mean, var, std, mean_diff, pearsonr.  A resample is reduced
+# to sums of shifted values (x - cx, y - cy) as its indices are drawn; the shifts
+# (0 for means, the sample mean for var/std/pearsonr) keep the sums of squares
+# free of cancellation.
+
+cdef struct moments_t:
+    double nx, ny            # observations of x and of y
+    double sx, sy            # sums of x - cx and y - cy
+    double sxx, syy, sxy     # sums of squares and of products (var, std, pearsonr)
+    bint const_x, const_y    # every x (y) in the resample equal (pearsonr)
+
+
+cdef inline double _finish_moments(int kind, const moments_t *m, double ddof) noexcept nogil:
+    """The statistic from a resample's (or a sample's) sums."""
+    cdef double v, vx, vy, r
+    if kind == MEAN:
+        return m.sx / m.nx
+    if kind == MEAN_DIFF:
+        return m.sx / m.nx - m.sy / m.ny
+    if kind == VAR or kind == STD:
+        if m.nx - ddof <= 0:
+            return NAN
+        v = (m.sxx - m.sx * m.sx / m.nx) / (m.nx - ddof)
+        v = max(v, 0.0)
+        return v if kind == VAR else sqrt(v)
+    # PEARSONR
+    if m.const_x or m.const_y:
+        return NAN
+    vx = m.sxx - m.sx * m.sx / m.nx
+    vy = m.syy - m.sy * m.sy / m.nx
+    if vx <= 0 or vy <= 0:
+        return NAN
+    r = (m.sxy - m.sx * m.sy / m.nx) / (sqrt(vx) * sqrt(vy))
+    return min(1.0, max(-1.0, r))
+
+
+cdef void _draw_sums(bitgen_t *gen, const real_t *x, Py_ssize_t n, double shift,
+                     bint squares, double *s, double *ss) noexcept nogil:
+    """Sums of d and d*d over n draws of d = x[i] - shift, i uniform in [0, n)."""
+    cdef uint64_t idx[CHUNK]
+    cdef Py_ssize_t done = 0, cnt, k
+    cdef double c1, c2, d
+    s[0] = 0
+    ss[0] = 0
+    while done < n:
+        cnt = min(<Py_ssize_t>CHUNK, n - done)
+        _draw_chunk(gen, n, cnt, idx)
+        c1 = 0
+        c2 = 0
+        if squares:
+            for k in range(cnt):
+                d = x[idx[k]] - shift
+                c1 += d
+                c2 += d * d
+        else:
+            for k in range(cnt):
+                c1 += x[idx[k]] - shift
+        s[0] += c1   # per-chunk partial sums: error grows with n / CHUNK, not n
+        ss[0] += c2
+        done += cnt
+
+
+cdef void _draw_pair_sums(bitgen_t *gen, const real_t *x, const real_t *y, Py_ssize_t n,
+                          double cx, double cy, bint products, moments_t *m) noexcept nogil:
+    """The sums of moments_t over n draws of pairs (x[i], y[i])."""
+    cdef uint64_t idx[CHUNK]
+    cdef Py_ssize_t done = 0, cnt, k
+    cdef double dx, dy, dx0 = 0, dy0 = 0
+    cdef double c[5]
+    m.sx = m.sy = m.sxx = m.syy = m.sxy = 0
+    m.const_x = m.const_y = True
+    while done < n:
+        cnt = min(<Py_ssize_t>CHUNK, n - done)
+        _draw_chunk(gen, n, cnt, idx)
+        c[0] = c[1] = c[2] = c[3] = c[4] = 0
+        if products:
+            if done == 0:
+                dx0 = x[idx[0]] - cx
+                dy0 = y[idx[0]] - cy
+            for k in range(cnt):
+                dx = x[idx[k]] - cx
+                dy = y[idx[k]] - cy
+                c[0] += dx
+                c[1] += dy
+                c[2] += dx * dx
+                c[3] += dy * dy
+                c[4] += dx * dy
+                m.const_x = m.const_x & (dx == dx0)
+                m.const_y = m.const_y & (dy == dy0)
+        else:
+            for k in range(cnt):
+                c[0] += x[idx[k]] - cx
+                c[1] += y[idx[k]] - cy
+        m.sx += c[0]
+        m.sy += c[1]
+        m.sxx += c[2]
+        m.syy += c[3]
+        m.sxy += c[4]
+        done += cnt
+
+
+cdef double _resample_moments(bitgen_t *gen, int kind, const real_t *x, const real_t *y,
+                              Py_ssize_t nx, Py_ssize_t ny, double cx, double cy,
+                              double ddof, bint paired) noexcept nogil:
+    """The statistic of one resample, drawn from gen."""
+    cdef moments_t m
+    m.nx = nx
+    m.ny = ny
+    if kind == MEAN_DIFF and paired:
+        _draw_pair_sums(gen, x, y, nx, cx, cy, False, &m)
+    elif kind == PEARSONR:
+        _draw_pair_sums(gen, x, y, nx, cx, cy, True, &m)
+    else:
+        _draw_sums(gen, x, nx, cx, kind == VAR or kind == STD, &m.sx, &m.sxx)
+        if kind == MEAN_DIFF:
+            _draw_sums(gen, y, ny, cy, False, &m.sy, &m.syy)
+    return _finish_moments(kind, &m, ddof)
+
+
+def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
+                     const real_t[::1] y, double cx, double cy, double ddof, bint paired,
+                     double[::1] out, int n_threads):
+    """out[r] = the statistic of resample r, for r < len(out) (moment statistics).
+
+    y is ignored (pass x) unless kind is MEAN_DIFF or PEARSONR; for PEARSONR and a
+    paired MEAN_DIFF, len(y) == len(x).
+    """
+    cdef Py_ssize_t n_out = out.shape[0]
+    cdef Py_ssize_t n_blocks = (n_out + _BLOCK_SIZE - 1) // _BLOCK_SIZE
+    cdef Py_ssize_t b, r
+    cdef Py_ssize_t nx = x.shape[0], ny = y.shape[0]
+    cdef const real_t *px = &x[0]
+    cdef const real_t *py = &y[0]
+    cdef double *pout = &out[0]
+    if n_blocks > streams.n_blocks:
+        raise ValueError("fewer streams than blocks")
+    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=n_threads):
+        for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
+            pout[r] = _resample_moments(streams.gens[b], kind, px, py, nx, ny, cx, cy,
+                                        ddof, paired)
+
+
+cdef void _totals(int kind, const real_t *x, const real_t *y, Py_ssize_t nx, Py_ssize_t ny,
+                  double cx, double cy, bint paired, moments_t *m) noexcept nogil:
+    """The sums of moments_t over the whole sample (each observation once)."""
+    cdef Py_ssize_t i
+    cdef double dx, dy
+    m.nx = nx
+    m.ny = ny
+    m.sx = m.sy = m.sxx = m.syy = m.sxy = 0
+    m.const_x = m.const_y = True
+    for i in range(nx):
+        dx = x[i] - cx
+        m.sx += dx
+        m.sxx += dx * dx
+        m.const_x = m.const_x & (dx == x[0] - cx)
+    if kind == MEAN_DIFF or kind == PEARSONR:
+        for i in range(ny):
+            dy = y[i] - cy
+            m.sy += dy
+            m.syy += dy * dy
+            m.const_y = m.const_y & (dy == y[0] - cy)
+            if paired:
+                m.sxy += (x[i] - cx) * dy
+
+
+def sample_moments(int kind, const real_t[::1] x, const real_t[::1] y, double cx,
+                   double cy, double ddof, bint paired):
+    """The statistic of the sample itself (moment statistics)."""
+    cdef moments_t m
+    with nogil:
+        _totals(kind, &x[0], &y[0], x.shape[0], y.shape[0], cx, cy, paired, &m)
+    return _finish_moments(kind, &m, ddof)
+
+
+def jackknife_moments(int kind, const real_t[::1] x, const real_t[::1] y, double cx,
+                      double cy, double ddof, bint paired, double[::1] out_x,
+                      double[::1] out_y):
+    """Leave-one-out statistics in O(n): out_x[i] leaves out x[i] (the pair i when
+    paired); out_y[j], for an unpaired MEAN_DIFF only, leaves out y[j]."""
+    cdef moments_t t, m
+    cdef Py_ssize_t i, nx = x.shape[0], ny = y.shape[0]
+    cdef double dx, dy
+    with nogil:
+        _totals(kind, &x[0], &y[0], nx, ny, cx, cy, paired, &t)
+        t.const_x = t.const_y = False  # a leave-one-out constant sample gives v <= 0
+        for i in range(nx):
+            m = t
+            dx = x[i] - cx
+            m.nx = nx - 1
+            m.sx -= dx
+            m.sxx -= dx * dx
+            if paired and (kind == MEAN_DIFF or kind == PEARSONR):
+                dy = y[i] - cy
+                m.ny = ny - 1
+                m.sy -= dy
+                m.syy -= dy * dy
+                m.sxy -= dx * dy
+            out_x[i] = _finish_moments(kind, &m, ddof)
+        if kind == MEAN_DIFF and not paired:
+            for i in range(ny):
+                m = t
+                m.ny = ny - 1
+                m.sy -= y[i] - cy
+                out_y[i] = _finish_moments(kind, &m, ddof)
+
+
+# ---------------------------------------------------------------------------
+# Order statistics: median, quantile, trimmed_mean.  The sample is replaced by its
+# sorted distinct values and, per observation, the rank of its value (`inverse`).
+# A resample is then a histogram over the distinct values, filled as indices are
+# drawn, and its order statistics come from one scan of the histogram: O(n) per
+# resample, exact, with a scratch histogram per thread.
+
+cdef inline double _lerp(double a, double b, double t) noexcept nogil:
+    """NumPy's quantile interpolation, bit for bit (exact where a == b)."""
+    cdef double diff = b - a
+    if t >= 0.5:
+        return b - diff * (1 - t)
+    return a + diff * t
+
+
+cdef inline void _seek(const int64_t *counts, Py_ssize_t rank, Py_ssize_t *u,
+                       Py_ssize_t *below) noexcept nogil:
+    """Move (u, below) forward to the distinct value holding `rank`, where below is
+    the number of observations before value u: below <= rank < below + counts[u]."""
+    while below[0] + counts[u[0]] <= rank:
+        below[0] += counts[u[0]]
+        u[0] += 1
+
+
+cdef inline double _weighted_sum(const int64_t *counts, const double *values,
+                                 Py_ssize_t u0, Py_ssize_t u1) noexcept nogil:
+    """sum(counts[u] * values[u] for u0 <= u < u1), on four chains of additions."""
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t u = u0
+    while u + 4 <= u1:
+        s0 += counts[u] * values[u]
+        s1 += counts[u + 1] * values[u + 1]
+        s2 += counts[u + 2] * values[u + 2]
+        s3 += counts[u + 3] * values[u + 3]
+        u += 4
+    while u < u1:
+        s0 += counts[u] * values[u]
+        u += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef double _order_statistic(int kind, const int64_t *counts, const double *values,
+                             Py_ssize_t lo, Py_ssize_t hi, double gamma) noexcept nogil:
+    """The statistic of a sample given as counts of its sorted distinct values.
+
+    MEDIAN: the mean of the values of rank lo and hi.  QUANTILE: NumPy's linear
+    interpolation between them with weight gamma.  TRIMMED_MEAN: the mean of the
+    values of rank lo <= rank < hi.  Ranks count from 0 and lo <= hi (lo < hi for
+    TRIMMED_MEAN).
+    """
+    cdef Py_ssize_t u = 0, below = 0, u_lo, below_lo
+    cdef double v_lo, total
+    _seek(counts, lo, &u, &below)
+    v_lo = values[u]
+    if kind == TRIMMED_MEAN:
+        u_lo = u
+        below_lo = below
+        _seek(counts, hi - 1, &u, &below)
+        if u == u_lo:
+            return values[u]
+        total = ((below_lo + counts[u_lo] - lo) * values[u_lo]
+                 + _weighted_sum(counts, values, u_lo + 1, u)
+                 + (hi - below) * values[u])
+        return total / (hi - lo)
+    _seek(counts, hi, &u, &below)
+    if kind == MEDIAN:
+        return (v_lo + values[u]) / 2
+    return _lerp(v_lo, values[u], gamma)
+
+
+cdef inline void _draw_counts(bitgen_t *gen, const int64_t *inverse, Py_ssize_t n,
+                              int64_t *counts) noexcept nogil:
+    """Add n draws i, uniform in [0, n), to the histogram: counts[inverse[i]] += 1."""
+    cdef uint64_t idx[CHUNK]
+    cdef Py_ssize_t done = 0, cnt, k
+    while done < n:
+        cnt = min(<Py_ssize_t>CHUNK, n - done)
+        _draw_chunk(gen, n, cnt, idx)
+        for k in range(cnt):
+            counts[inverse[idx[k]]] += 1
+        done += cnt
+
+
+def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
+                   const double[::1] values, Py_ssize_t lo, Py_ssize_t hi, double gamma,
+                   double[::1] out, int n_threads):
+    """out[r] = the statistic of resample r (order statistics), where the sample is
+    values[inverse] and lo, hi, gamma are as for _order_statistic."""
+    cdef Py_ssize_t n_out = out.shape[0]
+    cdef Py_ssize_t n_blocks = (n_out + _BLOCK_SIZE - 1) // _BLOCK_SIZE
+    cdef Py_ssize_t n = inverse.shape[0], n_values = values.shape[0]
+    cdef const int64_t *pinv = &inverse[0]
+    cdef const double *pval = &values[0]
+    cdef double *pout = &out[0]
+    cdef int64_t *counts
+    cdef Py_ssize_t b, r
+    cdef int failed = 0
+    if n_blocks > streams.n_blocks:
+        raise ValueError("fewer streams than blocks")
+    with nogil, parallel(num_threads=n_threads):
+        counts = <int64_t *>calloc(n_values, sizeof(int64_t))
+        for b in prange(n_blocks, schedule="dynamic"):
+            if counts == NULL:
+                failed += 1
+                continue
+            for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
+                _draw_counts(streams.gens[b], pinv, n, counts)
+                pout[r] = _order_statistic(kind, counts, pval, lo, hi, gamma)
+                memset(counts, 0, n_values * sizeof(int64_t))
+        free(counts)
+    if failed:
+        raise MemoryError("bootstrap: could not allocate a histogram per thread")
+
+
+def sample_order(int kind, const int64_t[::1] counts, const double[::1] values,
+                 Py_ssize_t lo, Py_ssize_t hi, double gamma):
+    """The statistic of the sample itself, given the counts of its distinct values."""
+    return _order_statistic(kind, &counts[0], &values[0], lo, hi, gamma)
+
+
+def jackknife_order(int kind, const double[::1] sorted_x, const int64_t[::1] starts,
+                    Py_ssize_t lo, Py_ssize_t hi, double gamma, double[::1] out):
+    """out[u] = the statistic of sorted_x without one copy of its u-th distinct value,
+    which first appears at sorted_x[starts[u]]; lo, hi and gamma are those of a
+    sample of n - 1 observations.  O(n) in all (three window sums for TRIMMED_MEAN).
+    """
+    cdef Py_ssize_t n = sorted_x.shape[0], u, p, j
+    cdef double a, b, s_keep_low = 0, s_keep_high = 0, s_wide = 0
+    with nogil:
+        if kind == TRIMMED_MEAN:
+            # Without s[p], rank j of the rest holds s[j] for j < p, else s[j + 1].
+            for j in range(lo, hi):
+                s_keep_low += sorted_x[j]          # p >= hi: window s[lo:hi]
+                s_keep_high += sorted_x[j + 1]     # p < lo: window s[lo+1:hi+1]
+            s_wide = s_keep_low + sorted_x[hi]     # otherwise s[lo:hi+1] without s[p]
+        for u in range(starts.shape[0]):
+            p = starts[u]
+            if kind == TRIMMED_MEAN:
+                if p >= hi:
+                    a = s_keep_low
+                elif p < lo:
+                    a = s_keep_high
+                else:
+                    a = s_wide - sorted_x[p]
+                out[u] = a / (hi - lo)
+                continue
+            a = sorted_x[lo] if lo < p else sorted_x[lo + 1]
+            b = sorted_x[hi] if hi < p else sorted_x[hi + 1]
+            out[u] = (a + b) / 2 if kind == MEDIAN else _lerp(a, b, gamma)
+
+
+# ---------------------------------------------------------------------------
+# Callable statistics: the indices themselves, a batch of resamples at a time.
+
+def fill_indices(BlockStreams streams, Py_ssize_t r0, const int64_t[::1] sizes,
+                 int64_t[:, ::1] out, int n_threads):
+    """Row i of out = the indices of resample r0 + i: sizes[0] indices into sample 0,
+    then sizes[1] into sample 1, ... (len(out[i]) == sum(sizes)).
+
+    Resamples must be asked for in order, each once: a block's stream moves on.
+    """
+    cdef Py_ssize_t r1 = r0 + out.shape[0]
+    cdef Py_ssize_t b0 = r0 // _BLOCK_SIZE
+    cdef Py_ssize_t b1 = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE
+    cdef Py_ssize_t b, r, k, col
+    cdef Py_ssize_t n_samples = sizes.shape[0]
+    if out.shape[0] == 0:
+        return
+    if b1 > streams.n_blocks:
+        raise ValueError("fewer streams than blocks")
+    for b in prange(b0, b1, nogil=True, schedule="dynamic", num_threads=n_threads):
+        for r in range(max(r0, b * _BLOCK_SIZE), min(r1, (b + 1) * _BLOCK_SIZE)):
+            col = 0
+            for k in range(n_samples):
+                random_bounded_uint64_fill(streams.gens[b], 0, <uint64_t>(sizes[k] - 1),
+                                           sizes[k], False, <uint64_t *>&out[r - r0, col])
+                col = col + sizes[k]

@@ -1,0 +1,660 @@
+"""Bootstrap confidence intervals with ``scipy.stats.bootstrap``'s results, computed
+by compiled kernels that release the GIL, on several threads, reproducibly.
+
+Resamples are cut into blocks of ``BLOCK_SIZE`` (64) and block ``b`` draws from its
+own stream, so the result depends on the seed alone (see :func:`bootstrap`).
+"""
+import collections
+import dataclasses
+import inspect
+import math
+import numbers
+import operator
+import statistics as _pystats
+import warnings
+
+import numpy as np
+
+from . import _bootstrap
+from ._bootstrap import Statistic
+from ._workers import resolve_workers
+
+__all__ = ["BLOCK_SIZE", "BootstrapResult", "ConfidenceInterval", "DegenerateDataWarning",
+           "bootstrap"]
+
+#: Resamples per block; block ``b`` holds resamples ``b * BLOCK_SIZE`` to
+#: ``(b + 1) * BLOCK_SIZE - 1``.  Part of the seeding contract: it never changes.
+BLOCK_SIZE = _bootstrap.BLOCK_SIZE
+
+ConfidenceInterval = collections.namedtuple("ConfidenceInterval", ["low", "high"])
+ConfidenceInterval.__doc__ = "A confidence interval, as scipy's: ``low`` and ``high``."
+
+
+@dataclasses.dataclass
+class BootstrapResult:
+    """Result of :func:`bootstrap`, with the fields of ``scipy.stats.BootstrapResult``.
+
+    Attributes
+    ----------
+    confidence_interval : ConfidenceInterval
+        The interval as a named tuple ``(low, high)``.
+    bootstrap_distribution : ndarray, shape (n_resamples,)
+        The statistic of every resample, in resample order.
+    standard_error : float
+        The standard deviation (``ddof=1``) of ``bootstrap_distribution``.
+    """
+    confidence_interval: ConfidenceInterval
+    bootstrap_distribution: np.ndarray
+    standard_error: float
+
+
+class DegenerateDataWarning(RuntimeWarning):
+    """The interval could not be computed (it is NaN), as for scipy's warning
+    of the same name."""
+
+
+_ONE_SAMPLE = {"mean": Statistic.MEAN, "median": Statistic.MEDIAN,
+               "quantile": Statistic.QUANTILE, "var": Statistic.VAR, "std": Statistic.STD,
+               "trimmed_mean": Statistic.TRIMMED_MEAN}
+_TWO_SAMPLE = {"mean_diff": Statistic.MEAN_DIFF, "pearsonr": Statistic.PEARSONR}
+_METHODS = ("percentile", "basic", "bca")
+_ALTERNATIVES = ("two-sided", "less", "greater")
+# Index elements (int64) per batch of resamples of a callable statistic: 32 MiB.
+_CALLABLE_BATCH_ELEMENTS = 1 << 22
+
+
+def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95,
+              method="BCa", alternative="two-sided", paired=False, q=None, ddof=1,
+              proportiontocut=None, batch=None, bootstrap_result=None, seed=None,
+              workers=None):
+    """Bootstrap confidence interval of a statistic, as ``scipy.stats.bootstrap``.
+
+    Each of ``n_resamples`` resamples draws, with replacement, as many observations
+    from each sample as it holds (pairs of observations when ``paired``), and the
+    statistic of every resample forms the bootstrap distribution.  For the built-in
+    statistics this runs in compiled code without the GIL, on ``workers`` threads,
+    and no resample is ever stored.  Given the same distribution, the interval is
+    the one ``scipy.stats.bootstrap(..., n_resamples=0, bootstrap_result=res)``
+    computes.
+
+    Parameters
+    ----------
+    data : array_like, shape (n,), or sequence of array_like
+        One sample (a 1-D array) or a sequence of 1-D samples such as ``(x, y)``.
+        Each sample needs at least two observations, all finite; values are
+        computed in float64 (float32 samples are read as they are).
+    statistic : str or callable, optional
+        A built-in statistic, computed on every resample without materialising it:
+
+        - one sample: ``"mean"`` (default), ``"median"``, ``"quantile"`` (with ``q``),
+          ``"var"`` and ``"std"`` (with ``ddof``), ``"trimmed_mean"`` (with
+          ``proportiontocut``, as ``scipy.stats.trim_mean``);
+        - two samples ``(x, y)``: ``"mean_diff"`` (``mean(x) - mean(y)``) and
+          ``"pearsonr"`` (Pearson's r; needs ``paired=True``).
+
+        Or a callable ``statistic(*samples, axis=-1)`` vectorised over the trailing
+        axis (scipy's ``vectorized=True`` form): it receives the resamples of a
+        batch stacked along axis 0 and returns one value per resample.  Its
+        resample indices are drawn in compiled code, a bounded batch at a time.
+    n_resamples : int, optional
+        Number of resamples (default 9999).  May be 0 when ``bootstrap_result`` is
+        given, to recompute the interval only.
+    confidence_level : float, optional
+        Confidence level of the interval, in (0, 1).  Default 0.95.
+    method : {"BCa", "percentile", "basic"}, optional
+        Bias-corrected and accelerated (default), percentile, or basic ("reverse
+        percentile") interval, as defined by scipy; case-insensitive.
+    alternative : {"two-sided", "less", "greater"}, optional
+        ``"less"`` gives ``low = -inf``, ``"greater"`` gives ``high = inf``, with the
+        other end at ``confidence_level``, as in scipy.
+    paired : bool, optional
+        Resample observations of all samples together (pairs), rather than each
+        sample independently.  All samples must then have the same length.
+    q : float, optional
+        Probability in [0, 1] of ``"quantile"`` (NumPy's default "linear" method).
+    ddof : float, optional
+        Delta degrees of freedom of ``"var"`` and ``"std"`` (default 1: the sample
+        variance); ``0 <= ddof < n``.
+    proportiontocut : float, optional
+        Fraction in [0, 0.5) cut from each end for ``"trimmed_mean"``.
+    batch : int, optional
+        Resamples per call of a callable statistic.  By default, as many as keep
+        the batch's indices under 32 MiB.  Ignored for built-in statistics.
+    bootstrap_result : BootstrapResult, optional
+        A previous result whose ``bootstrap_distribution`` the new resamples are
+        appended to.  The new resamples are drawn from ``seed`` as usual, so give
+        a different seed than for the previous result.
+    seed : {None, int, numpy.random.SeedSequence, numpy.random.Generator}, optional
+        Source of randomness.  Resample ``r`` belongs to block
+        ``b = r // BLOCK_SIZE``, and block ``b`` draws from
+        ``PCG64(root.spawn(n_blocks)[b])``, where ``root`` is
+        ``SeedSequence(seed)`` for an int, fresh entropy for None, a copy of a
+        SeedSequence as given (its state is not changed: children with spawn key
+        ``seed.spawn_key + (b,)``), and for a Generator ``g``,
+        ``SeedSequence(g.integers(0, 2**64, size=4, dtype=np.uint64).tolist())``
+        (this advances ``g``).  Within a block, each resample in turn draws
+        ``Generator.integers(0, n, size=n)`` from the block's generator for each
+        sample (one draw of ``n`` indices for paired samples); see Notes.
+    workers : int, optional
+        Threads to use; ``None`` uses the default (see :func:`fastkern.set_workers`),
+        negative values count back from the number of CPUs.  The result does not
+        depend on it.
+
+    Returns
+    -------
+    res : BootstrapResult
+        ``confidence_interval`` (named tuple ``low``, ``high``),
+        ``bootstrap_distribution`` (float64, shape ``(n_resamples,)``, after the
+        previous result's when one is given) and ``standard_error``.
+
+    Raises
+    ------
+    ValueError
+        For an empty sample, a sample with one observation, NaN or infinite
+        values, samples that are not 1-D, paired samples of different lengths, a
+        number of samples the statistic does not take, an unknown statistic,
+        method or alternative, ``n_resamples < 1`` without ``bootstrap_result``,
+        ``confidence_level`` outside (0, 1), or ``q``, ``ddof`` or
+        ``proportiontocut`` out of range.
+    TypeError
+        For arguments of the wrong type, such as complex data or a seed that is
+        not one of the accepted kinds.
+
+    Warns
+    -----
+    DegenerateDataWarning
+        When the interval is NaN, for example BCa on a distribution with all
+        resamples equal, as scipy does.
+
+    See Also
+    --------
+    scipy.stats.bootstrap
+
+    Notes
+    -----
+    The BCa acceleration uses the jackknife.  For the built-in statistics it is
+    computed from leave-one-out formulas (sums, or the sorted sample for median,
+    quantile and trimmed mean) in O(n log n) time and O(n) memory; a callable is
+    evaluated on the n leave-one-out samples in batches, O(n**2) work as in scipy.
+
+    Indices are drawn by NumPy's own C function, so for the default one sample of
+    length ``n``, block ``b`` is reproduced by::
+
+        children = np.random.SeedSequence(seed).spawn(n_blocks)
+        rng = np.random.Generator(np.random.PCG64(children[b]))
+        for r in range(BLOCK_SIZE):
+            theta[b * BLOCK_SIZE + r] = statistic(x[rng.integers(0, n, size=n)])
+
+    Built-in statistics are computed in float64: ``mean``, ``var`` and friends from
+    sums of (shifted) values, ``median``, ``quantile`` and ``trimmed_mean`` exactly
+    from order statistics, with NumPy's interpolation.
+
+    References
+    ----------
+    .. [1] B. Efron and R. J. Tibshirani, "An Introduction to the Bootstrap",
+       Chapman & Hall/CRC, 1993 (BCa: sections 14.3 and 22.6).
+
+    Examples
+    --------
+    >>> import numpy as np, fastkern
+    >>> x = np.random.default_rng(0).poisson(4.0, size=1000)
+    >>> res = fastkern.bootstrap(x, "mean", n_resamples=2000, seed=1)
+    >>> res.bootstrap_distribution.shape
+    (2000,)
+    >>> bool(res.confidence_interval.low < x.mean() < res.confidence_interval.high)
+    True
+    >>> res2 = fastkern.bootstrap(x, "median", method="percentile", seed=1, workers=1)
+    >>> res3 = fastkern.bootstrap(x, "median", method="percentile", seed=1, workers=2)
+    >>> bool(np.array_equal(res2.bootstrap_distribution, res3.bootstrap_distribution))
+    True
+    """
+    samples, names = _as_samples(data)
+    estimator = _make_estimator(statistic, samples, names, paired, q, ddof,
+                                proportiontocut, batch)
+    n_resamples = _check_n_resamples(n_resamples, bootstrap_result)
+    confidence_level = _check_real(confidence_level, "confidence_level")
+    if not 0 < confidence_level < 1:
+        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
+    method = _check_choice(method, "method", _METHODS, "'BCa', 'percentile' or 'basic'")
+    alternative = _check_choice(alternative, "alternative", _ALTERNATIVES,
+                                "'two-sided', 'less' or 'greater'")
+    previous = _previous_distribution(bootstrap_result)
+    root = _root_seed(seed)
+    n_threads = resolve_workers(workers)
+
+    dist = np.empty(n_resamples, dtype=np.float64)
+    if n_resamples:
+        n_blocks = -(-n_resamples // BLOCK_SIZE)
+        streams = _bootstrap.BlockStreams(
+            [np.random.PCG64(child) for child in root.spawn(n_blocks)])
+        estimator.resample(streams, dist, n_threads)
+    if previous is not None:
+        dist = np.concatenate([previous, dist])
+
+    theta_hat = estimator.observed()
+    jackknife = estimator.jackknife() if method == "bca" else None
+    low, high = _interval(dist, theta_hat, jackknife, confidence_level, method,
+                          alternative)
+    return BootstrapResult(confidence_interval=ConfidenceInterval(low, high),
+                           bootstrap_distribution=dist,
+                           standard_error=np.std(dist, ddof=1))
+
+
+bootstrap.BLOCK_SIZE = BLOCK_SIZE  # also reachable as fastkern.bootstrap.BLOCK_SIZE
+
+
+# ---------------------------------------------------------------------------
+# Argument checks
+
+def _as_samples(data):
+    """data as a list of 1-D, finite, contiguous float32/float64 arrays, with names."""
+    if isinstance(data, (tuple, list)) and data and all(_is_array_like(s) for s in data):
+        raw = list(data)
+        names = [f"data[{k}]" for k in range(len(raw))]
+    else:
+        raw = [data]
+        names = ["data"]
+    samples = []
+    for s, name in zip(raw, names):
+        try:
+            a = np.asarray(s)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a 1-D array of numbers ({exc})") from None
+        if a.dtype.kind == "c":
+            raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+        if a.dtype.kind not in "biuf":
+            try:
+                a = a.astype(np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}") from None
+        if a.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D array (or data a sequence of 1-D "
+                             f"samples), got an array of shape {a.shape}")
+        if a.size == 0:
+            raise ValueError(f"{name} must not be empty")
+        if a.size < 2:
+            raise ValueError(f"{name} must hold at least two observations, got {a.size}")
+        if a.dtype not in (np.float32, np.float64):
+            a = a.astype(np.float64)
+        finite = np.isfinite(a)
+        if not finite.all():
+            i = int(np.argmin(finite))
+            what = "NaN" if np.isnan(a[i]) else "an infinite value"
+            raise ValueError(f"{name} contains {what} (at index {i}); remove or impute "
+                             f"it first")
+        samples.append(np.ascontiguousarray(a))
+    return samples, names
+
+
+def _is_array_like(s):
+    try:
+        return np.ndim(s) >= 1
+    except (TypeError, ValueError):  # ragged nesting
+        return True
+
+
+def _check_real(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def _check_choice(value, name, choices, spelled):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {spelled}; got {value!r}")
+    if value.lower() not in choices:
+        raise ValueError(f"{name} must be one of {spelled}; got {value!r}")
+    return value.lower()
+
+
+def _check_n_resamples(n_resamples, bootstrap_result):
+    if isinstance(n_resamples, (bool, np.bool_)):
+        raise TypeError(f"n_resamples must be an integer, got {n_resamples!r}")
+    try:
+        n_resamples = operator.index(n_resamples)
+    except TypeError:
+        raise TypeError(f"n_resamples must be an integer, got {n_resamples!r}") from None
+    low = 0 if bootstrap_result is not None else 1
+    if n_resamples < low:
+        raise ValueError(f"n_resamples must be at least 1 (or 0 to reuse a "
+                         f"bootstrap_result), got {n_resamples}")
+    return n_resamples
+
+
+def _previous_distribution(bootstrap_result):
+    if bootstrap_result is None:
+        return None
+    dist = getattr(bootstrap_result, "bootstrap_distribution", None)
+    if dist is None:
+        raise TypeError("bootstrap_result must have a bootstrap_distribution, got "
+                        f"{type(bootstrap_result).__name__}")
+    dist = np.asarray(dist, dtype=np.float64)
+    if dist.ndim != 1:
+        raise ValueError("bootstrap_result.bootstrap_distribution must be 1-D, got shape "
+                         f"{dist.shape}")
+    return dist
+
+
+def _root_seed(seed):
+    """The SeedSequence whose children seed the blocks (see bootstrap's docstring)."""
+    if seed is None:
+        return np.random.SeedSequence()
+    if isinstance(seed, np.random.SeedSequence):
+        # a fresh copy: spawning from it must not change the caller's object
+        return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
+                                      pool_size=seed.pool_size)
+    if isinstance(seed, np.random.Generator):
+        words = seed.integers(0, 2**64, size=4, dtype=np.uint64)
+        return np.random.SeedSequence(words.tolist())
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"seed must be None, an int, a SeedSequence or a Generator, "
+                        f"got {seed!r}")
+    try:
+        seed = operator.index(seed)
+    except TypeError:
+        raise TypeError("seed must be None, an int, a SeedSequence or a Generator, got "
+                        f"{type(seed).__name__}") from None
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    return np.random.SeedSequence(seed)
+
+
+# ---------------------------------------------------------------------------
+# Estimators: the distribution, the observed statistic and the jackknife
+
+def _make_estimator(statistic, samples, names, paired, q, ddof, proportiontocut, batch):
+    if paired not in (True, False):
+        raise TypeError(f"paired must be True or False, got {paired!r}")
+    paired = bool(paired)
+    if paired and len({s.size for s in samples}) > 1:
+        sizes = ", ".join(f"{name} has {s.size}" for name, s in zip(names, samples))
+        raise ValueError(f"paired samples must have the same length; {sizes}")
+    if callable(statistic):
+        for value, name in ((q, "q"), (proportiontocut, "proportiontocut")):
+            if value is not None:
+                raise ValueError(f"{name} is only used by the built-in statistics")
+        return _CallableStatistic(statistic, samples, paired, batch)
+    if not isinstance(statistic, str):
+        raise TypeError(f"statistic must be a string or a callable, got {statistic!r}")
+    if statistic in _ONE_SAMPLE:
+        kind, wanted = _ONE_SAMPLE[statistic], 1
+    elif statistic in _TWO_SAMPLE:
+        kind, wanted = _TWO_SAMPLE[statistic], 2
+    else:
+        known = ", ".join(repr(s) for s in [*_ONE_SAMPLE, *_TWO_SAMPLE])
+        raise ValueError(f"statistic must be a callable or one of {known}; "
+                         f"got {statistic!r}")
+    if len(samples) != wanted:
+        raise ValueError(f"statistic={statistic!r} takes {wanted} sample(s) "
+                         f"({'data=(x, y)' if wanted == 2 else 'data=x'}), "
+                         f"got {len(samples)}")
+    if kind == Statistic.PEARSONR and not paired:
+        raise ValueError("statistic='pearsonr' resamples (x, y) pairs: pass paired=True")
+    if batch is not None:
+        _check_batch(batch)
+    if q is not None and kind != Statistic.QUANTILE:
+        raise ValueError(f"q is only used with statistic='quantile', not {statistic!r}")
+    if proportiontocut is not None and kind != Statistic.TRIMMED_MEAN:
+        raise ValueError("proportiontocut is only used with statistic='trimmed_mean', "
+                         f"not {statistic!r}")
+
+    n = samples[0].size
+    if kind == Statistic.QUANTILE:
+        if q is None:
+            raise ValueError("statistic='quantile' needs q, a probability in [0, 1]")
+        q = _check_real(q, "q")
+        if not 0 <= q <= 1:
+            raise ValueError(f"q must be in [0, 1], got {q!r}")
+        return _OrderStatistic(kind, samples[0], q)
+    if kind == Statistic.TRIMMED_MEAN:
+        if proportiontocut is None:
+            raise ValueError("statistic='trimmed_mean' needs proportiontocut, a fraction "
+                             "in [0, 0.5)")
+        p = _check_real(proportiontocut, "proportiontocut")
+        if not 0 <= p < 0.5:
+            raise ValueError(f"proportiontocut must be in [0, 0.5), got {p!r}")
+        return _OrderStatistic(kind, samples[0], p)
+    if kind == Statistic.MEDIAN:
+        return _OrderStatistic(kind, samples[0], None)
+    if kind in (Statistic.VAR, Statistic.STD):
+        ddof = _check_real(ddof, "ddof")
+        if not 0 <= ddof < n:
+            raise ValueError(f"ddof must be in [0, n) for a sample of n = {n}, got "
+                             f"{ddof!r}")
+    return _MomentStatistic(kind, samples, paired, float(ddof) if kind in
+                            (Statistic.VAR, Statistic.STD) else 0.0)
+
+
+def _check_batch(batch):
+    if isinstance(batch, (bool, np.bool_)):
+        raise TypeError(f"batch must be a positive integer or None, got {batch!r}")
+    try:
+        batch = operator.index(batch)
+    except TypeError:
+        raise TypeError(f"batch must be a positive integer or None, got {batch!r}") from None
+    if batch < 1:
+        raise ValueError(f"batch must be a positive integer or None, got {batch}")
+    return batch
+
+
+class _MomentStatistic:
+    """mean, var, std, mean_diff, pearsonr: from sums of shifted values."""
+
+    def __init__(self, kind, samples, paired, ddof):
+        self.kind, self.paired, self.ddof = kind, paired, ddof
+        dtype = np.result_type(*samples)
+        self.x = samples[0].astype(dtype, copy=False)
+        self.y = samples[-1].astype(dtype, copy=False)   # x itself for one sample
+        # Shifting by the sample mean keeps sums of squares free of cancellation;
+        # means stay unshifted so that integer data give exact sums.
+        if kind in (Statistic.VAR, Statistic.STD, Statistic.PEARSONR):
+            self.cx = float(np.mean(self.x, dtype=np.float64))
+            self.cy = float(np.mean(self.y, dtype=np.float64))
+        else:
+            self.cx = self.cy = 0.0
+
+    def _args(self):
+        return (self.kind, self.x, self.y, self.cx, self.cy, self.ddof, self.paired)
+
+    def resample(self, streams, out, n_threads):
+        _bootstrap.resample_moments(streams, self.kind, self.x, self.y, self.cx, self.cy,
+                                    self.ddof, self.paired, out, n_threads)
+
+    def observed(self):
+        return _bootstrap.sample_moments(*self._args())
+
+    def jackknife(self):
+        two = self.kind == Statistic.MEAN_DIFF and not self.paired
+        out_x = np.empty(self.x.size)
+        out_y = np.empty(self.y.size if two else 0)
+        _bootstrap.jackknife_moments(*self._args(), out_x, out_y)
+        return [out_x, out_y] if two else [out_x]
+
+
+class _OrderStatistic:
+    """median, quantile, trimmed_mean: from the sorted distinct values."""
+
+    def __init__(self, kind, x, param):
+        self.kind, self.param = kind, param
+        values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+        self.values = values.astype(np.float64)
+        self.inverse = inverse.astype(np.int64, copy=False)
+        self.counts = counts.astype(np.int64, copy=False)
+
+    def _ranks(self, n):
+        """(lo, hi, gamma) of _bootstrap._order_statistic for a sample of n."""
+        if self.kind == Statistic.MEDIAN:
+            return (n - 1) // 2, n // 2, 0.0
+        if self.kind == Statistic.TRIMMED_MEAN:
+            cut = int(self.param * n)             # as scipy.stats.trim_mean
+            return cut, n - cut, 0.0
+        virtual = (n - 1) * self.param             # NumPy's "linear" method
+        if virtual >= n - 1:
+            return n - 1, n - 1, 0.0
+        lo = math.floor(virtual)
+        return lo, lo + 1, virtual - lo
+
+    def resample(self, streams, out, n_threads):
+        lo, hi, gamma = self._ranks(self.inverse.size)
+        _bootstrap.resample_order(streams, self.kind, self.inverse, self.values, lo, hi,
+                                  gamma, out, n_threads)
+
+    def observed(self):
+        lo, hi, gamma = self._ranks(self.inverse.size)
+        return _bootstrap.sample_order(self.kind, self.counts, self.values, lo, hi, gamma)
+
+    def jackknife(self):
+        sorted_x = np.repeat(self.values, self.counts)
+        starts = np.cumsum(self.counts) - self.counts
+        lo, hi, gamma = self._ranks(sorted_x.size - 1)
+        per_value = np.empty(self.values.size)
+        _bootstrap.jackknife_order(self.kind, sorted_x, starts, lo, hi, gamma, per_value)
+        return [per_value[self.inverse]]
+
+
+class _CallableStatistic:
+    """A vectorised callable, given index batches drawn in compiled code."""
+
+    def __init__(self, statistic, samples, paired, batch):
+        try:
+            params = inspect.signature(statistic).parameters
+        except (TypeError, ValueError):  # some builtins have no signature: try axis
+            params = {"axis": None}
+        if "axis" not in params and not any(
+                p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            raise TypeError("statistic must be vectorised: a callable "
+                            "statistic(*samples, axis=-1); this one takes no axis")
+        self.statistic, self.samples, self.paired = statistic, samples, paired
+        self.sizes = [samples[0].size] if paired else [s.size for s in samples]
+        self.batch = None if batch is None else _check_batch(batch)
+
+    def _call(self, arrays, expected):
+        value = np.asarray(self.statistic(*arrays, axis=-1))
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"statistic must return real numbers, got dtype {value.dtype}")
+        if value.shape != expected:
+            raise ValueError(f"statistic must return one value per resample (shape "
+                             f"{expected}), got shape {value.shape}")
+        return value.astype(np.float64, copy=False)
+
+    def resample(self, streams, out, n_threads):
+        total = sum(self.sizes)
+        batch = self.batch or max(1, _CALLABLE_BATCH_ELEMENTS // total)
+        batch = min(batch, out.size)
+        index = np.empty((batch, total), dtype=np.int64)
+        sizes = np.asarray(self.sizes, dtype=np.int64)
+        bounds = np.cumsum([0, *self.sizes])
+        for r0 in range(0, out.size, batch):
+            m = min(batch, out.size - r0)
+            rows = index[:m]
+            _bootstrap.fill_indices(streams, r0, sizes, rows, n_threads)
+            if self.paired:
+                arrays = [s[rows] for s in self.samples]
+            else:
+                arrays = [s[rows[:, a:b]] for s, a, b in
+                          zip(self.samples, bounds[:-1], bounds[1:])]
+            out[r0:r0 + m] = self._call(arrays, (m,))
+
+    def observed(self):
+        return float(self._call(self.samples, ()))
+
+    def jackknife(self):
+        """Leave-one-out values for each sample (the pairs when paired), as scipy."""
+        groups = [list(range(len(self.samples)))] if self.paired else \
+            [[k] for k in range(len(self.samples))]
+        result = []
+        for group in groups:
+            n = self.samples[group[0]].size
+            keep = np.arange(n - 1)
+            batch = self.batch or max(1, _CALLABLE_BATCH_ELEMENTS // n)
+            values = np.empty(n)
+            for i0 in range(0, n, batch):
+                left_out = np.arange(i0, min(n, i0 + batch))[:, None]
+                rows = keep + (keep >= left_out)     # row j skips observation i0 + j
+                arrays = [s[rows] if k in group else
+                          np.broadcast_to(s, (rows.shape[0], s.size))
+                          for k, s in enumerate(self.samples)]
+                values[i0:i0 + rows.shape[0]] = self._call(arrays, (rows.shape[0],))
+            result.append(values)
+        return result
+
+
+# ---------------------------------------------------------------------------
+# The interval, with scipy's definitions (scipy/stats/_resampling.py)
+
+def _ndtr(x):
+    """Standard normal CDF."""
+    return 0.5 * math.erfc(-x / math.sqrt(2)) if not math.isnan(x) else math.nan
+
+
+def _ndtri(p):
+    """Inverse of the standard normal CDF, -inf/inf at 0/1, NaN outside [0, 1]."""
+    if 0 < p < 1:
+        return _pystats.NormalDist().inv_cdf(p)
+    return -math.inf if p == 0 else math.inf if p == 1 else math.nan
+
+
+def _quantile(sorted_dist, p):
+    """scipy.stats.quantile(dist, p) (method "linear"), NaN for p outside [0, 1]."""
+    if not 0 <= p <= 1:
+        return math.nan
+    n = sorted_dist.size
+    jg = p * n + (1 - p)
+    jp1 = jg // 1
+    j = jp1 - 1
+    g = 0.0 if j < 0 else jg % 1
+    j = int(min(max(j, 0), n - 1))
+    jp1 = int(min(max(jp1, 0), n - 1))
+    return (1 - g) * sorted_dist[j] + g * sorted_dist[jp1]
+
+
+def _bca_levels(dist, theta_hat, jackknife, alpha):
+    """BCa's probability levels (Efron & Tibshirani 14.3 and 15.4, as scipy).
+
+    NumPy scalars, not Python floats: a zero denominator must give inf or NaN, as
+    in scipy, not raise.
+    """
+    below = np.count_nonzero(dist < theta_hat) + np.count_nonzero(dist <= theta_hat)
+    z0 = np.float64(_ndtri(below / (2 * dist.size)))
+    z_alpha = np.float64(_ndtri(alpha))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        nums = dens = np.float64(0)
+        for theta_i in jackknife:
+            n = float(theta_i.size)
+            u = (n - 1) * (np.mean(theta_i) - theta_i)
+            nums += np.sum(u**3) / n**3
+            dens += np.sum(u**2) / n**2
+        a_hat = 1 / 6 * nums / dens**1.5
+        levels = []
+        for z in (z_alpha, -z_alpha):
+            num = z0 + z
+            levels.append(_ndtr(z0 + num / (1 - a_hat * num)))
+    return levels
+
+
+def _interval(dist, theta_hat, jackknife, confidence_level, method, alternative):
+    alpha = (1 - confidence_level) / 2 if alternative == "two-sided" else 1 - confidence_level
+    if method == "bca":
+        p_low, p_high = _bca_levels(dist, theta_hat, jackknife, alpha)
+    else:
+        p_low, p_high = alpha, 1 - alpha
+    if np.isnan(dist).any():
+        low = high = math.nan
+    else:
+        sorted_dist = np.sort(dist)
+        low, high = _quantile(sorted_dist, p_low), _quantile(sorted_dist, p_high)
+    if math.isnan(low) or math.isnan(high):
+        warnings.warn(DegenerateDataWarning(
+            "The BCa confidence interval cannot be calculated. This problem is known to "
+            "occur when the distribution is degenerate or the statistic is np.min."),
+            stacklevel=3)
+    if method == "basic":
+        low, high = 2 * theta_hat - high, 2 * theta_hat - low
+    if alternative == "less":
+        low = -math.inf
+    elif alternative == "greater":
+        high = math.inf
+    return np.float64(low), np.float64(high)

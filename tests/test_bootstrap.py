@@ -1,0 +1,381 @@
+"""fastkern.bootstrap against scipy.stats.bootstrap and plain NumPy loops."""
+import threading
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastkern.bootstrap import (BLOCK_SIZE, BootstrapResult, ConfidenceInterval,
+                                DegenerateDataWarning, bootstrap)
+
+RNG = np.random.default_rng(20240611)
+COUNTS = RNG.poisson(4.0, size=200).astype(np.float64)       # many ties
+NORMAL = RNG.normal(size=150)
+PARTNER = 0.5 * NORMAL + RNG.normal(size=150)                   # paired with NORMAL
+OTHER = RNG.normal(1.0, 2.0, size=170)                          # unpaired second sample
+
+
+def _mean_diff(x, y, axis):
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def _pearsonr(x, y, axis):
+    return scipy.stats.pearsonr(x, y, axis=axis).statistic
+
+
+# id -> (data, fastkern statistic and options, the same statistic for scipy, paired)
+CASES = {
+    "mean-counts": (COUNTS, "mean", {}, lambda x, axis: np.mean(x, axis=axis), False),
+    "mean-normal": (NORMAL, "mean", {}, lambda x, axis: np.mean(x, axis=axis), False),
+    "median-counts": (COUNTS, "median", {}, lambda x, axis: np.median(x, axis=axis), False),
+    "median-even": (NORMAL, "median", {}, lambda x, axis: np.median(x, axis=axis), False),
+    "median-odd": (NORMAL[:-1], "median", {}, lambda x, axis: np.median(x, axis=axis), False),
+    "quantile-0.3": (NORMAL, "quantile", {"q": 0.3},
+                     lambda x, axis: np.quantile(x, 0.3, axis=axis), False),
+    "quantile-counts": (COUNTS, "quantile", {"q": 0.73},
+                        lambda x, axis: np.quantile(x, 0.73, axis=axis), False),
+    "quantile-1": (NORMAL, "quantile", {"q": 1.0},
+                   lambda x, axis: np.quantile(x, 1.0, axis=axis), False),
+    "var-ddof1": (NORMAL, "var", {"ddof": 1}, lambda x, axis: np.var(x, ddof=1, axis=axis),
+                  False),
+    "std-ddof0": (NORMAL, "std", {"ddof": 0}, lambda x, axis: np.std(x, ddof=0, axis=axis),
+                  False),
+    "trimmed-counts": (COUNTS, "trimmed_mean", {"proportiontocut": 0.1},
+                       lambda x, axis: scipy.stats.trim_mean(x, 0.1, axis=axis), False),
+    "trimmed-normal": (NORMAL, "trimmed_mean", {"proportiontocut": 0.25},
+                       lambda x, axis: scipy.stats.trim_mean(x, 0.25, axis=axis), False),
+    "mean_diff-paired": ((NORMAL, PARTNER), "mean_diff", {}, _mean_diff, True),
+    "mean_diff-unpaired": ((NORMAL, OTHER), "mean_diff", {}, _mean_diff, False),
+    "pearsonr": ((NORMAL, PARTNER), "pearsonr", {}, _pearsonr, True),
+    "callable-max": (NORMAL, lambda x, axis: np.max(x, axis=axis) - np.min(x, axis=axis), {},
+                     lambda x, axis: np.max(x, axis=axis) - np.min(x, axis=axis), False),
+    "callable-two": ((NORMAL, OTHER), _mean_diff, {}, _mean_diff, False),
+}
+METHODS = ["percentile", "basic", "BCa"]
+ALTERNATIVES = ["two-sided", "less", "greater"]
+
+
+def _samples(data):
+    return data if isinstance(data, tuple) else (data,)
+
+
+def _numpy_block(case, seed, n_resamples, block):
+    """The statistic of every resample of one block, by a plain NumPy loop over the
+    documented stream."""
+    data, _, _, scipy_stat, paired = CASES[case]
+    samples = _samples(data)
+    n_blocks = -(-n_resamples // BLOCK_SIZE)
+    children = np.random.SeedSequence(seed).spawn(n_blocks)
+    rng = np.random.Generator(np.random.PCG64(children[block]))
+    out = []
+    for _ in range(min(BLOCK_SIZE, n_resamples - block * BLOCK_SIZE)):
+        if paired:
+            i = rng.integers(0, samples[0].size, size=samples[0].size)
+            resample = [s[i] for s in samples]
+        else:
+            resample = [s[rng.integers(0, s.size, size=s.size)] for s in samples]
+        out.append(scipy_stat(*resample, axis=-1))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("alternative", ALTERNATIVES)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("case", CASES)
+def test_interval_equals_scipy_on_the_same_distribution(case, method, alternative):
+    data, statistic, options, scipy_stat, paired = CASES[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # degenerate BCa: NaN in both
+        res = bootstrap(data, statistic, n_resamples=999, method=method,
+                        alternative=alternative, paired=paired, seed=3, **options)
+        ref = scipy.stats.bootstrap(_samples(data), scipy_stat, n_resamples=0,
+                                    bootstrap_result=res, method=method,
+                                    alternative=alternative, paired=paired,
+                                    vectorized=True)
+    np.testing.assert_allclose(res.confidence_interval, ref.confidence_interval,
+                               rtol=0, atol=1e-9)
+    assert res.standard_error == pytest.approx(ref.standard_error, rel=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_one_block_is_reproduced_by_a_numpy_loop(case):
+    data, statistic, options, _, paired = CASES[case]
+    n_resamples = 3 * BLOCK_SIZE - 5          # the last block is short
+    res = bootstrap(data, statistic, n_resamples=n_resamples, method="percentile",
+                    paired=paired, seed=11, **options)
+    for block in (1, 2):
+        expected = _numpy_block(case, 11, n_resamples, block)
+        got = res.bootstrap_distribution[block * BLOCK_SIZE:(block + 1) * BLOCK_SIZE]
+        if case.endswith("counts") or statistic in ("median", "quantile"):
+            np.testing.assert_array_equal(got, expected)  # exact: order statistics, integers
+        else:
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", ["mean-counts", "median-even", "trimmed-normal", "std-ddof0",
+                                  "mean_diff-unpaired", "pearsonr"])
+def test_spread_matches_scipys_own_bootstrap(case):
+    data, statistic, options, scipy_stat, paired = CASES[case]
+    res = bootstrap(data, statistic, n_resamples=4000, method="percentile", paired=paired,
+                    seed=5, **options)
+    ref = scipy.stats.bootstrap(_samples(data), scipy_stat, n_resamples=4000,
+                                method="percentile", paired=paired, vectorized=True, rng=6)
+    # two independent estimates of one standard error: about 1.6% apart each
+    assert res.standard_error == pytest.approx(ref.standard_error, rel=0.1)
+    assert np.median(res.bootstrap_distribution) == pytest.approx(
+        np.median(ref.bootstrap_distribution), abs=0.2 * ref.standard_error)
+
+
+@pytest.mark.parametrize("case", ["mean-normal", "median-counts", "quantile-0.3",
+                                  "pearsonr", "mean_diff-unpaired", "callable-two"])
+def test_result_does_not_depend_on_workers(case):
+    data, statistic, options, _, paired = CASES[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)  # BCa of a median of counts
+        results = [bootstrap(data, statistic, n_resamples=700, paired=paired, seed=8,
+                             workers=w, **options) for w in (1, 2, 3, -1)]
+    for res in results[1:]:
+        np.testing.assert_array_equal(res.bootstrap_distribution,
+                                      results[0].bootstrap_distribution)
+        np.testing.assert_array_equal(res.confidence_interval,
+                                      results[0].confidence_interval)
+
+
+def test_callable_sees_the_same_resamples_as_the_builtin():
+    builtin = bootstrap((NORMAL, OTHER), "mean_diff", n_resamples=300, seed=4)
+    for batch in (None, 1, 7, 1000):
+        res = bootstrap((NORMAL, OTHER), _mean_diff, n_resamples=300, seed=4, batch=batch)
+        np.testing.assert_allclose(res.bootstrap_distribution,
+                                   builtin.bootstrap_distribution, rtol=1e-13)
+        np.testing.assert_allclose(res.confidence_interval, builtin.confidence_interval,
+                                   rtol=1e-12)
+    paired = bootstrap((NORMAL, PARTNER), _pearsonr, n_resamples=300, seed=4, paired=True,
+                       batch=50)
+    builtin = bootstrap((NORMAL, PARTNER), "pearsonr", n_resamples=300, seed=4, paired=True)
+    np.testing.assert_allclose(paired.bootstrap_distribution, builtin.bootstrap_distribution,
+                               rtol=1e-12)
+
+
+def test_seed_kinds():
+    by_int = bootstrap(NORMAL, n_resamples=200, seed=9).bootstrap_distribution
+    ss = np.random.SeedSequence(9)
+    by_ss = bootstrap(NORMAL, n_resamples=200, seed=ss).bootstrap_distribution
+    np.testing.assert_array_equal(by_int, by_ss)
+    assert ss.n_children_spawned == 0                     # the caller's object is untouched
+    np.testing.assert_array_equal(
+        by_ss, bootstrap(NORMAL, n_resamples=200, seed=ss).bootstrap_distribution)
+
+    gen = np.random.default_rng(1)
+    first = bootstrap(NORMAL, n_resamples=200, seed=gen).bootstrap_distribution
+    second = bootstrap(NORMAL, n_resamples=200, seed=gen).bootstrap_distribution
+    assert not np.array_equal(first, second)               # the generator moved on
+    words = np.random.default_rng(1).integers(0, 2**64, size=4, dtype=np.uint64).tolist()
+    by_words = bootstrap(NORMAL, n_resamples=200, seed=np.random.SeedSequence(words))
+    np.testing.assert_array_equal(first, by_words.bootstrap_distribution)
+
+    a = bootstrap(NORMAL, n_resamples=200).bootstrap_distribution
+    b = bootstrap(NORMAL, n_resamples=200).bootstrap_distribution
+    assert not np.array_equal(a, b)
+
+
+def test_result_fields_and_reuse():
+    res = bootstrap(NORMAL, "std", n_resamples=500, seed=2)
+    assert isinstance(res, BootstrapResult)
+    assert isinstance(res.confidence_interval, ConfidenceInterval)
+    low, high = res.confidence_interval
+    assert low < np.std(NORMAL, ddof=1) < high
+    assert res.bootstrap_distribution.shape == (500,)
+    assert res.bootstrap_distribution.dtype == np.float64
+    assert res.standard_error == np.std(res.bootstrap_distribution, ddof=1)
+
+    # n_resamples=0 with a previous result: a new interval, no new resamples
+    again = bootstrap(NORMAL, "std", n_resamples=0, bootstrap_result=res,
+                      method="percentile", confidence_level=0.9)
+    np.testing.assert_array_equal(again.bootstrap_distribution, res.bootstrap_distribution)
+    fresh = bootstrap(NORMAL, "std", n_resamples=500, seed=2, method="percentile",
+                      confidence_level=0.9)
+    assert again.confidence_interval == fresh.confidence_interval
+
+    more = bootstrap(NORMAL, "std", n_resamples=100, bootstrap_result=res, seed=3)
+    assert more.bootstrap_distribution.shape == (600,)
+    np.testing.assert_array_equal(more.bootstrap_distribution[:500],
+                                  res.bootstrap_distribution)
+
+
+def test_degenerate_bca_is_nan_with_a_warning():
+    constant = np.full(30, 2.5)
+    with pytest.warns(DegenerateDataWarning):
+        res = bootstrap(constant, "mean", n_resamples=100, seed=0)
+    assert np.isnan(res.confidence_interval.low) and np.isnan(res.confidence_interval.high)
+    res = bootstrap(constant, "mean", n_resamples=100, seed=0, method="percentile")
+    assert res.confidence_interval == (2.5, 2.5)
+
+
+def test_float32_and_integer_data():
+    x32 = NORMAL.astype(np.float32)
+    r32 = bootstrap(x32, "mean", n_resamples=200, seed=1)
+    r64 = bootstrap(x32.astype(np.float64), "mean", n_resamples=200, seed=1)
+    np.testing.assert_allclose(r32.bootstrap_distribution, r64.bootstrap_distribution,
+                               rtol=1e-12)
+    ints = COUNTS.astype(np.int64)
+    np.testing.assert_array_equal(
+        bootstrap(ints, "median", n_resamples=200, seed=1,
+                  method="percentile").bootstrap_distribution,
+        bootstrap(COUNTS, "median", n_resamples=200, seed=1,
+                  method="percentile").bootstrap_distribution)
+    assert bootstrap(list(COUNTS[:20]), n_resamples=10, seed=1).bootstrap_distribution.size == 10
+
+
+def test_bca_at_n_100000_is_fast_in_memory():
+    x = np.random.default_rng(0).normal(size=100_000)
+    for statistic, options in [("mean", {}), ("median", {}), ("var", {}),
+                               ("trimmed_mean", {"proportiontocut": 0.1}),
+                               ("quantile", {"q": 0.9})]:
+        tracemalloc.start()
+        try:
+            res = bootstrap(x, statistic, n_resamples=1000, seed=0, **options)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        low, high = res.confidence_interval
+        assert np.isfinite(low) and np.isfinite(high) and low < high
+        assert peak < 150e6
+
+
+def test_the_gil_is_released():
+    """A pure-Python counter in another thread keeps advancing during the kernel."""
+    x = np.random.default_rng(0).normal(size=400_000)
+    count = 0
+    stop = False
+
+    def counter():
+        nonlocal count
+        while not stop:
+            count += 1
+
+    thread = threading.Thread(target=counter)
+    thread.start()
+    try:
+        time.sleep(0.05)
+        before = count
+        bootstrap(x, "mean", n_resamples=8 * BLOCK_SIZE, method="percentile", seed=0,
+                  workers=1)
+        during = count - before
+    finally:
+        stop = True
+        thread.join()
+    # The kernel makes 2e8 draws, about a second, in which the counter counts some
+    # 2e7.  Were the GIL held, the counter could run only at a few of the
+    # interpreter's 5 ms switch points around it: 1e5 to 3e5 counts (measured
+    # with a GIL-holding sort of the same length).
+    assert during > 2_000_000
+
+
+def test_two_threads_at_once_get_their_own_results():
+    jobs = [(NORMAL, "median", {}), (COUNTS, "trimmed_mean", {"proportiontocut": 0.2}),
+            ((NORMAL, PARTNER), "pearsonr", {"paired": True})]
+    expected = [bootstrap(d, s, n_resamples=300, seed=k, **o).bootstrap_distribution
+                for k, (d, s, o) in enumerate(jobs)]
+    results = [None] * len(jobs)
+
+    def work(k):
+        d, s, o = jobs[k]
+        results[k] = bootstrap(d, s, n_resamples=300, seed=k, workers=2,
+                               **o).bootstrap_distribution
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+BAD_INPUTS = [
+    (dict(data=[]), ValueError, "data must not be empty"),
+    (dict(data=[1.0]), ValueError, "at least two"),
+    (dict(data=[1.0, np.nan, 3.0]), ValueError, "data contains NaN"),
+    (dict(data=[1.0, np.inf, 3.0]), ValueError, "data contains an infinite"),
+    (dict(data=([1.0, 2.0], [1.0, np.nan]), statistic="mean_diff"), ValueError,
+     r"data\[1\] contains NaN"),
+    (dict(data=np.ones((3, 3))), ValueError, "1-D"),
+    (dict(data=[1j, 2j]), TypeError, "real"),
+    (dict(data=["a", "b"]), TypeError, "real numbers"),
+    (dict(n_resamples=0), ValueError, "n_resamples"),
+    (dict(n_resamples=-5), ValueError, "n_resamples"),
+    (dict(n_resamples=10.5), TypeError, "n_resamples"),
+    (dict(confidence_level=1.0), ValueError, "confidence_level"),
+    (dict(confidence_level=0), ValueError, "confidence_level"),
+    (dict(confidence_level="high"), TypeError, "confidence_level"),
+    (dict(statistic="mode"), ValueError, "statistic must be"),
+    (dict(statistic=3), TypeError, "statistic"),
+    (dict(method="bootstrap-t"), ValueError, "method"),
+    (dict(alternative="bigger"), ValueError, "alternative"),
+    (dict(statistic="quantile"), ValueError, "needs q"),
+    (dict(statistic="quantile", q=1.5), ValueError, r"q must be in \[0, 1\]"),
+    (dict(statistic="mean", q=0.5), ValueError, "q is only used"),
+    (dict(statistic="trimmed_mean"), ValueError, "needs proportiontocut"),
+    (dict(statistic="trimmed_mean", proportiontocut=0.5), ValueError, "proportiontocut"),
+    (dict(statistic="var", ddof=-1), ValueError, "ddof"),
+    (dict(statistic="var", ddof=10), ValueError, "ddof"),
+    (dict(statistic="mean_diff"), ValueError, "takes 2 sample"),
+    (dict(data=([1.0, 2.0], [3.0, 4.0])), ValueError, "takes 1 sample"),
+    (dict(data=([1.0, 2.0, 3.0], [3.0, 4.0]), statistic="mean_diff", paired=True),
+     ValueError, "same length"),
+    (dict(data=([1.0, 2.0], [3.0, 4.0]), statistic="pearsonr"), ValueError, "paired=True"),
+    (dict(paired="yes"), TypeError, "paired"),
+    (dict(seed=-1), ValueError, "seed"),
+    (dict(seed="abc"), TypeError, "seed"),
+    (dict(seed=np.random.RandomState(0)), TypeError, "seed"),
+    (dict(workers=0), ValueError, "workers"),
+    (dict(statistic=lambda x: x.mean()), TypeError, "vectorised"),
+    (dict(statistic=lambda x, axis: np.mean(x)), ValueError, "one value per resample"),
+    (dict(statistic=np.mean, batch=0), ValueError, "batch"),
+    (dict(bootstrap_result=object()), TypeError, "bootstrap_result"),
+]
+
+
+@pytest.mark.parametrize("kwargs, error, match", BAD_INPUTS)
+def test_bad_input_names_the_argument(kwargs, error, match):
+    kwargs = {"data": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "n_resamples": 10, **kwargs}
+    with pytest.raises(error, match=match):
+        bootstrap(**kwargs)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(2, 60), n_resamples=st.integers(1, 3 * BLOCK_SIZE + 1),
+       statistic=st.sampled_from(["mean", "median", "quantile", "var", "trimmed_mean"]),
+       ties=st.booleans(), method=st.sampled_from(METHODS), seed=st.integers(0, 2**32))
+def test_any_shape(n, n_resamples, statistic, ties, method, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, size=n).astype(float) if ties else rng.normal(size=n)
+    options = {"quantile": {"q": 0.37}, "trimmed_mean": {"proportiontocut": 0.2},
+               "var": {"ddof": 0}}.get(statistic, {})
+    scipy_stat = {
+        "mean": lambda x, axis: np.mean(x, axis=axis),
+        "median": lambda x, axis: np.median(x, axis=axis),
+        "quantile": lambda x, axis: np.quantile(x, 0.37, axis=axis),
+        "var": lambda x, axis: np.var(x, axis=axis),
+        "trimmed_mean": lambda x, axis: scipy.stats.trim_mean(x, 0.2, axis=axis),
+    }[statistic]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = bootstrap(x, statistic, n_resamples=n_resamples, method=method, seed=seed,
+                        workers=1, **options)
+        res2 = bootstrap(x, statistic, n_resamples=n_resamples, method=method, seed=seed,
+                         workers=2, **options)
+        ref = scipy.stats.bootstrap((x,), scipy_stat, n_resamples=0, bootstrap_result=res,
+                                    method=method, vectorized=True)
+    np.testing.assert_array_equal(res.bootstrap_distribution, res2.bootstrap_distribution)
+    np.testing.assert_allclose(res.confidence_interval, ref.confidence_interval,
+                               rtol=0, atol=1e-9)
+    # the first resample, by NumPy
+    rng0 = np.random.Generator(np.random.PCG64(
+        np.random.SeedSequence(seed).spawn(-(-n_resamples // BLOCK_SIZE))[0]))
+    first = scipy_stat(x[rng0.integers(0, n, size=n)], axis=-1)
+    assert res.bootstrap_distribution[0] == pytest.approx(first, rel=1e-12, abs=1e-12)
