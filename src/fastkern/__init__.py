@@ -4,6 +4,11 @@ Kernels
 -------
 convolve2d, correlate2d
     Drop-ins for ``scipy.signal.convolve2d`` / ``correlate2d``, with a fused stride.
+bootstrap
+    ``scipy.stats.bootstrap``'s intervals (percentile, basic, BCa), resampled in
+    parallel without storing resamples.
+parallel_map
+    A prefetching parallel map over threads, for pipelines of GIL-free steps.
 
 Threads
 -------
@@ -14,11 +19,13 @@ was built.
 from ._version import __version__
 from ._workers import get_workers, set_workers
 from ._config import show_config
+from .bootstrap import bootstrap
 from .convolve import convolve2d, correlate2d
 from .pipeline import parallel_map
 
 __all__ = [
     "__version__",
+    "bootstrap",
     "convolve2d",
     "correlate2d",
     "get_workers",

@@ -11,7 +11,7 @@ import sys
 from ._config import show_config
 
 # one module per topic, each with workload(quick) -> list[Row]
-DEMOS = ["convolve"]
+DEMOS = ["convolve", "bootstrap"]
 
 
 def _fmt_time(t):
