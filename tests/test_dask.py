@@ -104,3 +104,51 @@ def test_bad_input():
         fkd.convolve2d(x, np.ones((2, 2)), fillvalue=[1, 2])
     with pytest.raises(ValueError, match="one input must be at least"):
         fkd.convolve2d(da.ones((2, 5), chunks=1), np.ones((3, 3)), mode="valid")
+
+
+# -- bootstrap ---------------------------------------------------------------------
+
+import fastkern  # noqa: E402
+
+
+def _same_result(got, want):
+    assert_array_equal(got.bootstrap_distribution, want.bootstrap_distribution)
+    assert_array_equal(np.array(got.confidence_interval), np.array(want.confidence_interval))
+    assert got.standard_error == want.standard_error
+
+
+@pytest.mark.parametrize("statistic,kwargs", [("mean", {}), ("median", {"method": "percentile"}),
+                                              ("quantile", {"q": 0.3, "method": "basic"}),
+                                              ("std", {"ddof": 1})])
+@pytest.mark.parametrize("blocks_per_task", [1, 3, 100])
+def test_bootstrap_threaded_equals_single_machine(statistic, kwargs, blocks_per_task):
+    x = np.random.default_rng(4).normal(size=500)
+    lazy = fkd.bootstrap(x, statistic, n_resamples=1000, seed=7,
+                         blocks_per_task=blocks_per_task, **kwargs)
+    _same_result(lazy.compute(scheduler="threads"),
+                 fastkern.bootstrap(x, statistic, n_resamples=1000, seed=7, **kwargs))
+
+
+def test_bootstrap_paired_and_generator_seed():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=300)
+    y = x + rng.normal(size=300)
+    got = fkd.bootstrap((x, y), "pearsonr", paired=True, n_resamples=700,
+                        seed=np.random.default_rng(1)).compute()
+    want = fastkern.bootstrap((x, y), "pearsonr", paired=True, n_resamples=700,
+                              seed=np.random.default_rng(1))
+    _same_result(got, want)
+
+
+def test_bootstrap_local_cluster_equals_single_machine(client):
+    x = np.random.default_rng(6).poisson(4.0, size=5000)
+    lazy = fkd.bootstrap(x, "mean", n_resamples=2000, seed=3, blocks_per_task=4)
+    _same_result(client.compute(lazy).result(),
+                 fastkern.bootstrap(x, "mean", n_resamples=2000, seed=3))
+
+
+def test_bootstrap_validates_before_running():
+    with pytest.raises(ValueError, match="confidence_level"):
+        fkd.bootstrap(np.arange(5.0), confidence_level=2)
+    with pytest.raises(ValueError, match="blocks_per_task"):
+        fkd.bootstrap(np.arange(5.0), blocks_per_task=0)

@@ -208,6 +208,28 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     >>> bool(np.array_equal(res2.bootstrap_distribution, res3.bootstrap_distribution))
     True
     """
+    plan = _plan(data, statistic, n_resamples, confidence_level, method, alternative, paired,
+                 q, ddof, proportiontocut, batch, bootstrap_result, seed)
+    n_threads = resolve_workers(workers)
+    dist = resample_blocks(plan, 0, plan.n_blocks, n_threads)
+    return finish(plan, [dist])
+
+
+@dataclasses.dataclass
+class _Plan:
+    """A validated bootstrap call: what to resample, and how to finish."""
+    estimator: object
+    n_resamples: int
+    n_blocks: int
+    root: np.random.SeedSequence
+    confidence_level: float
+    method: str
+    alternative: str
+    previous: object  # the distribution of bootstrap_result, or None
+
+
+def _plan(data, statistic, n_resamples, confidence_level, method, alternative, paired, q,
+          ddof, proportiontocut, batch, bootstrap_result, seed):
     samples, names = _as_samples(data)
     estimator = _make_estimator(statistic, samples, names, paired, q, ddof,
                                 proportiontocut, batch)
@@ -219,22 +241,36 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     alternative = _check_choice(alternative, "alternative", _ALTERNATIVES,
                                 "'two-sided', 'less' or 'greater'")
     previous = _previous_distribution(bootstrap_result)
-    root = _root_seed(seed)
-    n_threads = resolve_workers(workers)
+    return _Plan(estimator, n_resamples, -(-n_resamples // BLOCK_SIZE), _root_seed(seed),
+                 confidence_level, method, alternative, previous)
 
-    dist = np.empty(n_resamples, dtype=np.float64)
-    if n_resamples:
-        n_blocks = -(-n_resamples // BLOCK_SIZE)
-        streams = _bootstrap.BlockStreams(
-            [np.random.PCG64(child) for child in root.spawn(n_blocks)])
-        estimator.resample(streams, dist, n_threads)
-    if previous is not None:
-        dist = np.concatenate([previous, dist])
 
-    theta_hat = estimator.observed()
-    jackknife = estimator.jackknife() if method == "bca" else None
-    low, high = _interval(dist, theta_hat, jackknife, confidence_level, method,
-                          alternative)
+def resample_blocks(plan, first, stop, n_threads):
+    """The bootstrap distribution of blocks first..stop-1 of a plan, shape
+    (resamples in those blocks,): any split of the blocks gives the same values,
+    so that the blocks can be spread over processes or machines."""
+    n = min(stop * BLOCK_SIZE, plan.n_resamples) - first * BLOCK_SIZE
+    dist = np.empty(max(n, 0), dtype=np.float64)
+    if n > 0:
+        # block b's stream is root.spawn(n_blocks)[b], built directly from its spawn key
+        root = plan.root
+        children = [np.random.SeedSequence(root.entropy, spawn_key=root.spawn_key + (b,),
+                                           pool_size=root.pool_size)
+                    for b in range(first, stop)]
+        streams = _bootstrap.BlockStreams([np.random.PCG64(c) for c in children])
+        plan.estimator.resample(streams, dist, n_threads)
+    return dist
+
+
+def finish(plan, parts):
+    """The BootstrapResult from the distributions of consecutive block ranges."""
+    dist = np.concatenate(parts) if parts else np.empty(0)
+    if plan.previous is not None:
+        dist = np.concatenate([plan.previous, dist])
+    theta_hat = plan.estimator.observed()
+    jackknife = plan.estimator.jackknife() if plan.method == "bca" else None
+    low, high = _interval(dist, theta_hat, jackknife, plan.confidence_level, plan.method,
+                          plan.alternative)
     return BootstrapResult(confidence_interval=ConfidenceInterval(low, high),
                            bootstrap_distribution=dist,
                            standard_error=np.std(dist, ddof=1))

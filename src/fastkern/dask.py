@@ -8,13 +8,17 @@ parallel.  Results equal the single-machine ones.  Needs ``pip install
 import numpy as np
 
 try:
+    import dask
     import dask.array as da
 except ImportError as exc:  # pragma: no cover - the [dask] extra is missing
     raise ImportError('fastkern.dask needs Dask: pip install "fastkern[dask]"') from exc
 
 from . import convolve as _convolve
+from .bootstrap import _plan as _bootstrap_plan
+from .bootstrap import finish as _bootstrap_finish
+from .bootstrap import resample_blocks as _resample_blocks
 
-__all__ = ["convolve2d", "correlate2d"]
+__all__ = ["bootstrap", "convolve2d", "correlate2d"]
 
 
 def convolve2d(x, in2, mode="full", boundary="fill", fillvalue=0):
@@ -144,3 +148,53 @@ def _blockwise(x, in2, mode, boundary, fillvalue, convolve):
     return da.map_overlap(lambda b: kernel_fn(b, in2, "valid", workers=1), p,
                           depth={0: (0, kh - 1), 1: (0, kw - 1)}, boundary="none",
                           trim=False, dtype=out_dtype, chunks=out_chunks)
+
+
+def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95,
+              method="BCa", alternative="two-sided", paired=False, q=None, ddof=1,
+              proportiontocut=None, batch=None, bootstrap_result=None, seed=None,
+              blocks_per_task=16, workers_per_task=1):
+    """:func:`fastkern.bootstrap` with its resample blocks spread over Dask tasks.
+
+    Block ``b`` of resamples draws from its own stream, fixed by `seed` alone, so
+    the result is identical, value for value, to ``fastkern.bootstrap`` with the
+    same arguments and seed on one machine, however the tasks are scheduled.
+
+    Parameters
+    ----------
+    data, statistic, n_resamples, confidence_level, method, alternative, paired, q, ddof,
+    proportiontocut, batch, bootstrap_result, seed
+        As for :func:`fastkern.bootstrap`; validated here, before anything runs.
+        A ``numpy.random.Generator`` seed is drawn from once, here.
+    blocks_per_task : int, optional
+        Blocks of ``fastkern.bootstrap.BLOCK_SIZE`` resamples per task.
+    workers_per_task : int, optional
+        Threads each task uses (`workers` of the kernel).
+
+    Returns
+    -------
+    dask.delayed.Delayed
+        Lazy; ``.compute()`` (or ``client.compute(...)``) gives the
+        ``BootstrapResult``.  The data travel to the tasks once, as one graph key.
+
+    Examples
+    --------
+    >>> import numpy as np, fastkern, fastkern.dask
+    >>> x = np.random.default_rng(0).poisson(4.0, size=1000)
+    >>> lazy = fastkern.dask.bootstrap(x, "mean", n_resamples=1000, seed=1)
+    >>> res = lazy.compute()
+    >>> one = fastkern.bootstrap(x, "mean", n_resamples=1000, seed=1)
+    >>> bool(np.array_equal(res.bootstrap_distribution, one.bootstrap_distribution))
+    True
+    """
+    if isinstance(blocks_per_task, bool) or not isinstance(blocks_per_task, int) \
+            or blocks_per_task < 1:
+        raise ValueError(f"blocks_per_task must be a positive integer, got {blocks_per_task!r}")
+    plan = _bootstrap_plan(data, statistic, n_resamples, confidence_level, method,
+                           alternative, paired, q, ddof, proportiontocut, batch,
+                           bootstrap_result, seed)
+    plan_key = dask.delayed(plan, pure=False)
+    parts = [dask.delayed(_resample_blocks, pure=True)(
+                 plan_key, first, min(first + blocks_per_task, plan.n_blocks), workers_per_task)
+             for first in range(0, plan.n_blocks, blocks_per_task)]
+    return dask.delayed(_bootstrap_finish, pure=True)(plan_key, parts)
