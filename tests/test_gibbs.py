@@ -452,3 +452,15 @@ def test_docstring_examples(module, monkeypatch):
     monkeypatch.setattr(fastkern, "datasets", datasets, raising=False)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_demo_rows():
+    from fastkern._demo_gibbs import workload
+    from fastkern._report import Row
+
+    rows = workload(quick=True)
+    assert [r.kernel for r in rows] == ["gibbs", "gibbs_switchpoint"]
+    for r in rows:
+        assert isinstance(r, Row)
+        assert min(r.t_ref, r.t_one, r.t_all) > 0
+        assert r.max_diff == 0  # the references make the same draws

@@ -74,7 +74,10 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, workers=None):
     Generator: ``x = standard_gamma(3.0) / (y*y + 4)``, then
     ``y = 1/(1 + x) + standard_normal() / sqrt(2*(1 + x))``.  So the plain NumPy
     loop of the Examples reproduces each chain exactly, and chains do not
-    depend on ``workers`` or on the machine's thread count.
+    depend on ``workers`` or on the machine's thread count.  (Exactly means bit
+    for bit in a build that rounds every product before adding it, as Python
+    does and fastkern's build does; a compiler that fuses multiply-adds makes
+    the chains agree only to rounding.)
 
     The rate of ``x``'s gamma conditional is ``y**2 + 4``, as the benchmark's
     author intended [1]_.  A widely taught Cython version of this sampler calls
@@ -213,7 +216,7 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
 
     Draws go through NumPy's C distributions, so a plain loop making these
     draws in this order (with ``math.log`` and ``math.exp``, and the sums taken
-    one after the other) reproduces each chain exactly.
+    one after the other) reproduces each chain exactly, as for :func:`gibbs`.
 
     References
     ----------
