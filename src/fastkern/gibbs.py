@@ -222,7 +222,8 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     ----------
     .. [1] R. G. Jarrett, "A note on the intervals between coal-mining
            disasters", Biometrika 66, 191-193, 1979.
-    .. [2] PyMC, "Case study: coal mining disasters", in the PyMC documentation.
+    .. [2] PyMC documentation, "Introductory Overview of PyMC", case study
+           "Coal mining disasters", https://www.pymc.io/
 
     Examples
     --------
