@@ -192,15 +192,18 @@ def test_gibbs_seeds():
     assert not np.array_equal(gibbs(50, chains=3, seed=6), expected)
     assert not np.array_equal(gibbs(50, chains=3), gibbs(50, chains=3))
 
-    # a SeedSequence is spawned from: a second call draws new chains
+    # a SeedSequence is copied, not advanced: the same one gives the same chains
     ss = np.random.SeedSequence(5)
     first, second = gibbs(50, seed=ss), gibbs(50, seed=ss)
-    assert ss.n_children_spawned == 2
-    assert not np.array_equal(first, second)
+    assert ss.n_children_spawned == 0
+    assert_array_equal(first, second)
+    # ... and a child SeedSequence seeds chains by its own spawn key
+    child = np.random.SeedSequence(5).spawn(3)[2]
+    assert not np.array_equal(gibbs(50, seed=child), first)
 
-    # a Generator gives 128 bits of entropy, as documented, and advances
+    # a Generator gives 256 bits of entropy, as documented, and advances
     rng = np.random.default_rng(8)
-    entropy = np.random.default_rng(8).integers(0, 2**32, size=4, dtype=np.uint32)
+    entropy = np.random.default_rng(8).integers(0, 2**64, size=4, dtype=np.uint64).tolist()
     assert_array_equal(gibbs(50, chains=2, seed=rng),
                        gibbs(50, chains=2, seed=np.random.SeedSequence(entropy)))
     assert not np.array_equal(gibbs(50, chains=2, seed=rng),

@@ -7,6 +7,9 @@ convolve2d, correlate2d
 bootstrap
     ``scipy.stats.bootstrap``'s intervals (percentile, basic, BCa), resampled in
     parallel without storing resamples.
+gibbs, gibbs_switchpoint
+    Gibbs samplers (the bivariate benchmark model, the coal-mining switchpoint
+    model), chains in parallel, reproducible from the seed alone.
 parallel_map
     A prefetching parallel map over threads, for pipelines of GIL-free steps.
 
@@ -20,7 +23,9 @@ from ._version import __version__
 from ._workers import get_workers, set_workers
 from ._config import show_config
 from .bootstrap import bootstrap
+from . import datasets
 from .convolve import convolve2d, correlate2d
+from .gibbs import gibbs, gibbs_switchpoint
 from .pipeline import parallel_map
 
 __all__ = [
@@ -28,6 +33,9 @@ __all__ = [
     "bootstrap",
     "convolve2d",
     "correlate2d",
+    "datasets",
+    "gibbs",
+    "gibbs_switchpoint",
     "get_workers",
     "parallel_map",
     "set_workers",

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from . import _bootstrap
+from . import _bootstrap, _seeding
 from ._bootstrap import Statistic
 from ._workers import resolve_workers
 
@@ -124,13 +124,13 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
         A previous result whose ``bootstrap_distribution`` the new resamples are
         appended to.  The new resamples are drawn from ``seed`` as usual, so give
         a different seed than for the previous result.
-    seed : {None, int, numpy.random.SeedSequence, numpy.random.Generator}, optional
+    seed : None, int, sequence of ints, numpy.random.SeedSequence or numpy.random.Generator, optional
         Source of randomness.  Resample ``r`` belongs to block
         ``b = r // BLOCK_SIZE``, and block ``b`` draws from
         ``PCG64(root.spawn(n_blocks)[b])``, where ``root`` is
-        ``SeedSequence(seed)`` for an int, fresh entropy for None, a copy of a
-        SeedSequence as given (its state is not changed: children with spawn key
-        ``seed.spawn_key + (b,)``), and for a Generator ``g``,
+        ``SeedSequence(seed)`` for None (fresh entropy), an int or a sequence of
+        ints, a copy of a SeedSequence (the caller's is not advanced: the same one
+        gives the same result), and for a Generator ``g``,
         ``SeedSequence(g.integers(0, 2**64, size=4, dtype=np.uint64).tolist())``
         (this advances ``g``).  Within a block, each resample in turn draws
         ``Generator.integers(0, n, size=n)`` from the block's generator for each
@@ -241,7 +241,7 @@ def _plan(data, statistic, n_resamples, confidence_level, method, alternative, p
     alternative = _check_choice(alternative, "alternative", _ALTERNATIVES,
                                 "'two-sided', 'less' or 'greater'")
     previous = _previous_distribution(bootstrap_result)
-    return _Plan(estimator, n_resamples, -(-n_resamples // BLOCK_SIZE), _root_seed(seed),
+    return _Plan(estimator, n_resamples, -(-n_resamples // BLOCK_SIZE), _seeding.root_seed(seed),
                  confidence_level, method, alternative, previous)
 
 
@@ -252,12 +252,7 @@ def resample_blocks(plan, first, stop, n_threads):
     n = min(stop * BLOCK_SIZE, plan.n_resamples) - first * BLOCK_SIZE
     dist = np.empty(max(n, 0), dtype=np.float64)
     if n > 0:
-        # block b's stream is root.spawn(n_blocks)[b], built directly from its spawn key
-        root = plan.root
-        children = [np.random.SeedSequence(root.entropy, spawn_key=root.spawn_key + (b,),
-                                           pool_size=root.pool_size)
-                    for b in range(first, stop)]
-        streams = _bootstrap.BlockStreams([np.random.PCG64(c) for c in children])
+        streams = _bootstrap.BlockStreams(_seeding.bit_generators(plan.root, first, stop))
         plan.estimator.resample(streams, dist, n_threads)
     return dist
 
@@ -372,30 +367,6 @@ def _previous_distribution(bootstrap_result):
         raise ValueError("bootstrap_result.bootstrap_distribution must be 1-D, got shape "
                          f"{dist.shape}")
     return dist
-
-
-def _root_seed(seed):
-    """The SeedSequence whose children seed the blocks (see bootstrap's docstring)."""
-    if seed is None:
-        return np.random.SeedSequence()
-    if isinstance(seed, np.random.SeedSequence):
-        # a fresh copy: spawning from it must not change the caller's object
-        return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
-                                      pool_size=seed.pool_size)
-    if isinstance(seed, np.random.Generator):
-        words = seed.integers(0, 2**64, size=4, dtype=np.uint64)
-        return np.random.SeedSequence(words.tolist())
-    if isinstance(seed, (bool, np.bool_)):
-        raise TypeError(f"seed must be None, an int, a SeedSequence or a Generator, "
-                        f"got {seed!r}")
-    try:
-        seed = operator.index(seed)
-    except TypeError:
-        raise TypeError("seed must be None, an int, a SeedSequence or a Generator, got "
-                        f"{type(seed).__name__}") from None
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    return np.random.SeedSequence(seed)
 
 
 # ---------------------------------------------------------------------------

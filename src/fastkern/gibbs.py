@@ -5,7 +5,7 @@ import operator
 
 import numpy as np
 
-from . import _gibbs
+from . import _gibbs, _seeding
 from ._workers import resolve_workers
 
 __all__ = ["gibbs", "gibbs_switchpoint"]
@@ -39,11 +39,11 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, workers=None):
         Where the chains' random numbers come from.  Chain ``c`` draws from
         ``np.random.Generator(np.random.PCG64(ss.spawn(chains)[c]))`` where ``ss``
         is ``np.random.SeedSequence(seed)`` for None (fresh entropy), an int or
-        a sequence of ints; ``seed`` itself for a SeedSequence (``spawn``
-        advances it, so a second call with it draws new chains); and, for a
-        Generator, ``np.random.SeedSequence(seed.integers(0, 2**32, size=4,
-        dtype=np.uint32))``: 128 bits drawn from it, so the chains depend only
-        on its state, and it advances as after any draw.
+        a sequence of ints; a copy of ``seed`` for a SeedSequence (the caller's
+        is not advanced: the same one gives the same chains); and, for a
+        Generator, ``np.random.SeedSequence(seed.integers(0, 2**64, size=4,
+        dtype=np.uint64).tolist())``: 256 bits drawn from it, so the chains depend
+        only on its state, and it advances as after any draw.
     workers : int, optional
         Threads to use; ``None`` uses the default (see :func:`fastkern.set_workers`),
         negative values count back from the number of CPUs.  The result does
@@ -119,7 +119,7 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, workers=None):
     chains = _check_int(chains, "chains", 1)
     burn = _check_int(burn, "burn", 0)
     n_threads = min(resolve_workers(workers), chains)
-    bit_generators = _chain_bit_generators(seed, chains)
+    bit_generators = _seeding.bit_generators(_seeding.root_seed(seed), 0, chains)
 
     out = np.empty((chains, n, 2), dtype=np.float64)
     if n > 0:
@@ -246,7 +246,7 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     alpha = _check_positive(alpha, "alpha")
     beta = _check_positive(beta, "beta")
     n_threads = min(resolve_workers(workers), chains)
-    bit_generators = _chain_bit_generators(seed, chains)
+    bit_generators = _seeding.bit_generators(_seeding.root_seed(seed), 0, chains)
 
     s_out = np.empty((chains, n), dtype=np.int64)
     early_out = np.empty((chains, n), dtype=np.float64)
@@ -326,26 +326,3 @@ def _as_counts(counts):
     out = np.zeros(values.shape, dtype=np.int64)
     out[~missing] = seen
     return out, np.flatnonzero(missing).astype(np.int64)
-
-
-def _seed_sequence(seed):
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, np.random.Generator):
-        # 128 bits from the generator: a function of its state, and it advances
-        return np.random.SeedSequence(seed.integers(0, 2**32, size=4, dtype=np.uint32))
-    if isinstance(seed, (np.random.RandomState, np.random.BitGenerator)):
-        raise TypeError("seed must be None, an int, a SeedSequence or a Generator, "
-                        f"got {type(seed).__name__}")
-    try:
-        return np.random.SeedSequence(seed)
-    except TypeError:
-        raise TypeError("seed must be None, an int, a SeedSequence or a Generator, "
-                        f"got {seed!r}") from None
-    except ValueError as exc:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r} ({exc})") from None
-
-
-def _chain_bit_generators(seed, chains):
-    """One fresh PCG64 per chain: chain c gets the c-th child of the seed's SeedSequence."""
-    return [np.random.PCG64(child) for child in _seed_sequence(seed).spawn(chains)]
