@@ -152,3 +152,43 @@ def test_bootstrap_validates_before_running():
         fkd.bootstrap(np.arange(5.0), confidence_level=2)
     with pytest.raises(ValueError, match="blocks_per_task"):
         fkd.bootstrap(np.arange(5.0), blocks_per_task=0)
+
+
+# -- Gibbs samplers -------------------------------------------------------------------
+
+@pytest.mark.parametrize("chains,per_task", [(1, 1), (5, 2), (4, 10)])
+def test_gibbs_threaded_equals_single_machine(chains, per_task):
+    lazy = fkd.gibbs(300, 3, chains=chains, burn=5, seed=11, chains_per_task=per_task)
+    assert isinstance(lazy, da.Array) and lazy.shape == (chains, 300, 2)
+    assert_array_equal(lazy.compute(scheduler="threads"),
+                       fastkern.gibbs(300, 3, chains=chains, burn=5, seed=11))
+
+
+def test_gibbs_switchpoint_with_missing_counts_threaded():
+    years, counts = fastkern.datasets.coal_mining_disasters()
+    counts = counts.astype(float)
+    counts[[10, 70]] = np.nan
+    lazy = fkd.gibbs_switchpoint(counts, 400, chains=3, burn=50, seed=2, chains_per_task=2)
+    want = fastkern.gibbs_switchpoint(counts, 400, chains=3, burn=50, seed=2)
+    assert lazy.keys() == want.keys()
+    for key in want:
+        assert_array_equal(lazy[key].compute(scheduler="threads"), want[key])
+
+
+def test_gibbs_local_cluster_equals_single_machine(client):
+    years, counts = fastkern.datasets.coal_mining_disasters()
+    got = client.compute(fkd.gibbs(500, 2, chains=4, seed=3)).result()
+    assert_array_equal(got, fastkern.gibbs(500, 2, chains=4, seed=3))
+    lazy = fkd.gibbs_switchpoint(counts, 500, chains=4, seed=3, chains_per_task=2)
+    want = fastkern.gibbs_switchpoint(counts, 500, chains=4, seed=3)
+    for key, value in client.compute(lazy).result().items():
+        assert_array_equal(value, want[key])
+
+
+def test_gibbs_validates_before_running():
+    with pytest.raises(ValueError, match="thin"):
+        fkd.gibbs(10, 0)
+    with pytest.raises(ValueError, match="chains_per_task"):
+        fkd.gibbs(10, chains_per_task=0)
+    with pytest.raises(ValueError, match="counts"):
+        fkd.gibbs_switchpoint([-1, 2], 10)

@@ -118,12 +118,18 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, workers=None):
     thin = _check_int(thin, "thin", 1)
     chains = _check_int(chains, "chains", 1)
     burn = _check_int(burn, "burn", 0)
-    n_threads = min(resolve_workers(workers), chains)
-    bit_generators = _seeding.bit_generators(_seeding.root_seed(seed), 0, chains)
+    return bivariate_chains(_seeding.root_seed(seed), 0, chains, n, thin, burn,
+                            resolve_workers(workers))
 
-    out = np.empty((chains, n, 2), dtype=np.float64)
-    if n > 0:
-        _gibbs.bivariate(bit_generators, out, thin, burn, n_threads)
+
+def bivariate_chains(root, first, stop, n, thin, burn, n_threads):
+    """Chains first..stop-1 of a validated :func:`gibbs` call with root SeedSequence
+    `root`, shape (stop - first, n, 2): any split of the chains gives the same
+    values, so that they can be spread over processes or machines."""
+    out = np.empty((stop - first, n, 2), dtype=np.float64)
+    if n > 0 and stop > first:
+        _gibbs.bivariate(_seeding.bit_generators(root, first, stop), out, thin, burn,
+                         min(n_threads, stop - first))
     return out
 
 
@@ -245,14 +251,23 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     burn = _check_int(burn, "burn", 0)
     alpha = _check_positive(alpha, "alpha")
     beta = _check_positive(beta, "beta")
-    n_threads = min(resolve_workers(workers), chains)
-    bit_generators = _seeding.bit_generators(_seeding.root_seed(seed), 0, chains)
+    return switchpoint_chains(_seeding.root_seed(seed), 0, chains, counts, missing, n, thin,
+                              burn, alpha, beta, resolve_workers(workers))
 
+
+def switchpoint_chains(root, first, stop, counts, missing, n, thin, burn, alpha, beta,
+                       n_threads):
+    """Chains first..stop-1 of a validated :func:`gibbs_switchpoint` call (counts and
+    missing as ``_as_counts`` returns them), as its trace: any split of the chains
+    gives the same values."""
+    chains = stop - first
+    n_threads = min(n_threads, max(chains, 1))
+    bit_generators = _seeding.bit_generators(root, first, stop)
     s_out = np.empty((chains, n), dtype=np.int64)
     early_out = np.empty((chains, n), dtype=np.float64)
     late_out = np.empty((chains, n), dtype=np.float64)
     missing_out = np.empty((chains, n, missing.size), dtype=np.int64)
-    if n > 0:
+    if n > 0 and chains > 0:
         stopped = _gibbs.switchpoint(bit_generators, counts, missing, alpha, beta, thin, burn,
                                      s_out, early_out, late_out, missing_out, n_threads)
         if stopped:
