@@ -306,3 +306,17 @@ def test_where_scipy_raises_valueerror_so_do_we():
             scipy.signal.convolve2d(*args, **kwargs)
         with pytest.raises(ValueError):
             convolve2d(*args, **kwargs)
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+def test_huge_stride_keeps_tiles_small(func, ref):
+    # an output stride far larger than the filter: tiles must not gather the
+    # skipped rows and columns (which would need gigabytes here)
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((1200, 1300))
+    b = rng.standard_normal((3, 4))
+    stride = (10**9, 997)
+    for mode in MODES:
+        for boundary in BOUNDARIES:
+            assert_matches(func(a, b, mode, boundary, 0.5, stride=stride),
+                           ref(a, b, mode, boundary, 0.5)[::stride[0], ::stride[1]])

@@ -5,8 +5,8 @@
 #include "fk_correlate2d.h"
 #include "../common/fk_simd.h"
 
-/* Output columns per block: the accumulator row and the image rows it reads stay
- * in L1/L2 cache. */
+/* Image columns per block: the accumulator row and the image rows it reads stay
+ * in L2 cache. */
 #define FK_COL_BLOCK 4096
 
 #if defined(__GNUC__)
@@ -30,8 +30,14 @@ static inline ptrdiff_t fk_map_index(ptrdiff_t j, ptrdiff_t m, int boundary)
     return -1;
 }
 
+/* Output columns per block: about FK_COL_BLOCK image columns, however strided. */
+static ptrdiff_t fk_col_block(const fk_corr2d_geom *g)
+{
+    return g->step1 < FK_COL_BLOCK ? FK_COL_BLOCK / g->step1 : 1;
+}
+
 /* End of the column block that starts at output column c0.  Blocks hold at most
- * FK_COL_BLOCK columns and never straddle the edges of the run of columns whose
+ * fk_col_block columns and never straddle the edges of the run of columns whose
  * windows lie inside the image, so that interior blocks read the image in place
  * and only edge blocks are gathered. */
 static ptrdiff_t fk_col_block_end(const fk_corr2d_geom *g, ptrdiff_t c0)
@@ -39,7 +45,7 @@ static ptrdiff_t fk_col_block_end(const fk_corr2d_geom *g, ptrdiff_t c0)
     const ptrdiff_t c_lo = g->off1 >= 0 ? 0 : (g->step1 - 1 - g->off1) / g->step1;
     const ptrdiff_t last = g->in_cols - g->k_cols - g->off1; /* inside while c*step1 <= last */
     const ptrdiff_t c_hi = last < 0 ? 0 : last / g->step1 + 1;
-    ptrdiff_t end = c0 + FK_COL_BLOCK;
+    ptrdiff_t end = c0 + fk_col_block(g);
     if (c0 < c_lo && c_lo < end) end = c_lo;
     if (c0 < c_hi && c_hi < end) end = c_hi;
     return end < g->out_cols ? end : g->out_cols;
@@ -47,7 +53,8 @@ static ptrdiff_t fk_col_block_end(const fk_corr2d_geom *g, ptrdiff_t c0)
 
 ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows)
 {
-    const ptrdiff_t max_nc = g->out_cols < FK_COL_BLOCK ? g->out_cols : FK_COL_BLOCK;
+    const ptrdiff_t block = fk_col_block(g);
+    const ptrdiff_t max_nc = g->out_cols < block ? g->out_cols : block;
     const ptrdiff_t nr = (n_rows - 1) * g->step0 + g->k_rows;
     const ptrdiff_t nq = (max_nc - 1) * g->step1 + g->k_cols;
     return max_nc + nr * nq;

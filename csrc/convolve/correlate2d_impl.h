@@ -110,7 +110,8 @@ int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const F
     if (row_end <= row_begin) return 0;
     const ptrdiff_t nrows = row_end - row_begin;
     const ptrdiff_t nr = (nrows - 1) * g->step0 + g->k_rows;  /* image rows touched */
-    const ptrdiff_t max_nc = g->out_cols < FK_COL_BLOCK ? g->out_cols : FK_COL_BLOCK;
+
+    const ptrdiff_t max_nc = fk_col_block(g) < g->out_cols ? fk_col_block(g) : g->out_cols;
 
     FK_T *buf = (FK_T *)malloc((size_t)fk_correlate2d_scratch(g, nrows) * sizeof(FK_T));
     if (buf == NULL) return -1;

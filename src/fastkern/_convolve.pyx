@@ -109,7 +109,9 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     cdef Py_ssize_t work = out_re.shape[0] * out_re.shape[1] * ker_re.shape[0] * ker_re.shape[1]
     n_threads = <int>max(1, min(n_threads, work // MIN_WORK_PER_THREAD))
     cdef Py_ssize_t tile = (n_rows + 4 * n_threads - 1) // (4 * n_threads)
-    tile = max(1, min(MAX_TILE_ROWS, tile))
+    # a tile spans (tile - 1) * step0 + kernel rows of the image: with a large
+    # output stride, fewer output rows per tile keep its gather buffer small
+    tile = max(1, min(MAX_TILE_ROWS, MAX_TILE_ROWS // step0, tile))
     cdef Py_ssize_t n_tiles = (n_rows + tile - 1) // tile
     cdef Py_ssize_t t, r0, r1
     cdef int failed = 0
