@@ -97,7 +97,8 @@ def _check_scale(scale, d, dtype):
 
 def _heads(x):
     """x as a C-contiguous (heads, length, dim) array (a view where possible)."""
-    return np.ascontiguousarray(x.reshape((-1,) + x.shape[-2:]))
+    heads = math.prod(x.shape[:-2])
+    return np.ascontiguousarray(x.reshape((heads,) + x.shape[-2:]))
 
 
 def _prepare(q, k, v, mask, scale, workers):
