@@ -18,6 +18,9 @@ from .csr import SparseCSR
 __all__ = ["sparse_attention", "sparse_attention_backward"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# Multiply-adds a thread must have before another one is woken: below this,
+# starting threads costs more than it saves (results never depend on it).
+_MIN_WORK_PER_THREAD = 1 << 16
 
 
 def _reject_device_array(x, name):
@@ -110,8 +113,14 @@ def _prepare(q, k, v, mask, scale, workers):
     return q, k, v, csr, scale, n_threads
 
 
+def _threads_for(n_threads, heads, csr, d, dv):
+    work = heads * csr.nnz * (d + dv)
+    return max(1, min(n_threads, work // _MIN_WORK_PER_THREAD))
+
+
 def _forward(q3, k3, v3, csr, scale, n_threads):
     h, n, _ = q3.shape
+    n_threads = _threads_for(n_threads, h, csr, q3.shape[2], v3.shape[2])
     out = np.zeros((h, n, v3.shape[-1]), dtype=q3.dtype)
     lse = np.full((h, n), -np.inf, dtype=q3.dtype)
     if h and n and csr.nnz:
@@ -267,6 +276,7 @@ def sparse_attention_backward(q, k, v, mask, grad_out, *, scale=None, workers=No
     dv = np.zeros_like(v3)
     if h and n and m and csr.nnz:
         t = csr.transpose()
+        n_threads = _threads_for(n_threads, h, csr, q3.shape[2], v3.shape[2])
         delta = np.empty((h, n), dtype=q.dtype)
         _attention.backward(q3, k3, v3, out3, _heads(grad_out), lse2,
                             csr.row_offsets, csr.column_indices, csr.row_order,
