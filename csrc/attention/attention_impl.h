@@ -5,30 +5,60 @@
 #define FK_CAT(a, b) FK_CAT_(a, b)
 #define FK_FN(name) FK_CAT(name, FK_SUFFIX)
 
-/* Independent partial sums in a dot product: one 64-byte vector of FK_T.  Each
- * lane accumulates its own elements, so the compiler vectorises the loop without
- * reassociating anything, and the result is the same on every call. */
-#define FK_LANES ((int)(64 / sizeof(FK_T)))
+#ifdef FK_VECTOR_EXT
+/* GCC/clang vectors of 64 and 16 bytes: one AVX-512 register (two AVX2 or four
+ * SSE2 ones, as the SIMD clone decides) and one SSE register for short tails.
+ * Loads through them may be unaligned. */
+typedef FK_T FK_FN(vec) __attribute__((vector_size(64), aligned(sizeof(FK_T)), may_alias));
+typedef FK_T FK_FN(vec16) __attribute__((vector_size(16), aligned(sizeof(FK_T)), may_alias));
+#endif
 
+/* a . b, summed in a fixed order that depends on n alone: the same on every
+ * call, whatever the thread. */
 static inline FK_T FK_FN(dot)(const FK_T *FK_RESTRICT a, const FK_T *FK_RESTRICT b,
                               ptrdiff_t n)
 {
-    FK_T part[FK_LANES];
-    for (int l = 0; l < FK_LANES; ++l) part[l] = 0;
     ptrdiff_t i = 0;
-    for (; i + FK_LANES <= n; i += FK_LANES)
-        for (int l = 0; l < FK_LANES; ++l) part[l] += a[i + l] * b[i + l];
-    for (int l = 0; i < n; ++i, ++l) part[l] += a[i] * b[i];
-    for (int w = FK_LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; ++l) part[l] += part[l + w];
-    return part[0];
+    FK_T s = 0;
+#ifdef FK_VECTOR_EXT
+    typedef FK_FN(vec) vec;
+    typedef FK_FN(vec16) vec16;
+    enum { VW = 64 / sizeof(FK_T), VW16 = 16 / sizeof(FK_T) };
+    if (n >= VW) {
+        vec acc = *(const vec *)a * *(const vec *)b;
+        for (i = VW; i + VW <= n; i += VW) acc += *(const vec *)(a + i) * *(const vec *)(b + i);
+        vec16 s16 = {0};
+        for (int l = 0; l < VW; l += VW16) {
+            vec16 part;
+            memcpy(&part, (const FK_T *)&acc + l, sizeof part);
+            s16 += part;
+        }
+        for (int l = 0; l < VW16; ++l) s += s16[l];
+    }
+    if (i + VW16 <= n) {
+        vec16 acc = *(const vec16 *)(a + i) * *(const vec16 *)(b + i);
+        for (i += VW16; i + VW16 <= n; i += VW16)
+            acc += *(const vec16 *)(a + i) * *(const vec16 *)(b + i);
+        for (int l = 0; l < VW16; ++l) s += acc[l];
+    }
+#endif
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
 }
 
 /* y += alpha * x */
 static inline void FK_FN(axpy)(FK_T *FK_RESTRICT y, FK_T alpha, const FK_T *FK_RESTRICT x,
                                ptrdiff_t n)
 {
-    for (ptrdiff_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+    ptrdiff_t i = 0;
+#ifdef FK_VECTOR_EXT
+    typedef FK_FN(vec) vec;
+    typedef FK_FN(vec16) vec16;
+    enum { VW = 64 / sizeof(FK_T), VW16 = 16 / sizeof(FK_T) };
+    for (; i + VW <= n; i += VW) *(vec *)(y + i) += alpha * *(const vec *)(x + i);
+    for (; i + VW16 <= n; i += VW16) *(vec16 *)(y + i) += alpha * *(const vec16 *)(x + i);
+#endif
+    for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
 static inline void FK_FN(scal)(FK_T *y, FK_T alpha, ptrdiff_t n)
@@ -67,10 +97,10 @@ static void FK_FN(fwd_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *r
                 }
                 m = cmax;
             }
+            for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_EXP(s[c] - m);
             for (ptrdiff_t c = 0; c < nc; ++c) {
-                const FK_T p = FK_EXP(s[c] - m);
-                l += p;
-                FK_FN(axpy)(acc, p, v + (ptrdiff_t)cj[c] * dv, dv);
+                l += s[c];
+                FK_FN(axpy)(acc, s[c], v + (ptrdiff_t)cj[c] * dv, dv);
             }
         }
         if (l > 0) {
@@ -162,7 +192,6 @@ void FK_FN(fk_sparse_attn_bwd_dkdv)(const FK_I *t_offsets, const FK_I *t_cols,
                          scale, dk, dv_out);
 }
 
-#undef FK_LANES
 #undef FK_FN
 #undef FK_CAT
 #undef FK_CAT_
