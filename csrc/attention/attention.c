@@ -6,8 +6,14 @@
 #include "fk_attention.h"
 #include "../common/fk_simd.h"
 
+
 #if defined(__GNUC__)
 #define FK_VECTOR_EXT 1
+/* Helpers are inlined into each SIMD clone of their caller, so that they are
+ * compiled for its target rather than called as baseline code. */
+#define FK_INLINE static inline __attribute__((always_inline))
+#else
+#define FK_INLINE static inline
 #endif
 
 /* exp(x) in plain arithmetic, so that loops over a chunk of scores vectorise
@@ -18,7 +24,7 @@
  * 1.5 * 2**(mantissa bits) constant, which leaves n in the low mantissa bits.
  * Arguments below the smallest normal result give 0, above the largest finite
  * one are clamped there (softmax arguments are <= 0); NaN stays NaN. */
-static inline float fk_exp_f32(float x)
+FK_INLINE float fk_exp_f32(float x)
 {
     const float magic = 12582912.0f;               /* 1.5 * 2**23 */
     const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
@@ -41,7 +47,7 @@ static inline float fk_exp_f32(float x)
     return x < -87.0f ? 0.0f : p * scale;
 }
 
-static inline double fk_exp_f64(double x)
+FK_INLINE double fk_exp_f64(double x)
 {
     const double magic = 6755399441055744.0;        /* 1.5 * 2**52 */
     const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);

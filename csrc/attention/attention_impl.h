@@ -15,7 +15,7 @@ typedef FK_T FK_FN(vec16) __attribute__((vector_size(16), aligned(sizeof(FK_T)),
 
 /* a . b, summed in a fixed order that depends on n alone: the same on every
  * call, whatever the thread. */
-static inline FK_T FK_FN(dot)(const FK_T *FK_RESTRICT a, const FK_T *FK_RESTRICT b,
+FK_INLINE FK_T FK_FN(dot)(const FK_T *FK_RESTRICT a, const FK_T *FK_RESTRICT b,
                               ptrdiff_t n)
 {
     ptrdiff_t i = 0;
@@ -47,7 +47,7 @@ static inline FK_T FK_FN(dot)(const FK_T *FK_RESTRICT a, const FK_T *FK_RESTRICT
 }
 
 /* y += alpha * x */
-static inline void FK_FN(axpy)(FK_T *FK_RESTRICT y, FK_T alpha, const FK_T *FK_RESTRICT x,
+FK_INLINE void FK_FN(axpy)(FK_T *FK_RESTRICT y, FK_T alpha, const FK_T *FK_RESTRICT x,
                                ptrdiff_t n)
 {
     ptrdiff_t i = 0;
@@ -61,10 +61,91 @@ static inline void FK_FN(axpy)(FK_T *FK_RESTRICT y, FK_T alpha, const FK_T *FK_R
     for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
-static inline void FK_FN(scal)(FK_T *y, FK_T alpha, ptrdiff_t n)
+FK_INLINE void FK_FN(scal)(FK_T *y, FK_T alpha, ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; ++i) y[i] *= alpha;
 }
+
+/* s[c] = x . base[idx[c] * n : ...] for c < nc: one dot product per listed row. */
+FK_INLINE void FK_FN(dots)(FK_T *FK_RESTRICT s, const FK_T *x, const FK_T *base,
+                               const FK_I *idx, ptrdiff_t nc, ptrdiff_t n)
+{
+    for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_FN(dot)(x, base + (ptrdiff_t)idx[c] * n, n);
+}
+
+/* y += sum_c coef[c] * base[idx[c] * n : ...] over c < nc.  Loops over blocks of y
+ * outside and the listed rows inside, with two accumulators (even and odd c) held
+ * in registers: no store-to-load dependency from one row to the next, and one
+ * fixed order of summation for given (nc, n). */
+FK_INLINE void FK_FN(gather_axpy)(FK_T *FK_RESTRICT y, const FK_T *FK_RESTRICT coef,
+                                      const FK_T *base, const FK_I *idx, ptrdiff_t nc,
+                                      ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+#ifdef FK_VECTOR_EXT
+    typedef FK_FN(vec) vec;
+    typedef FK_FN(vec16) vec16;
+    enum { VW = 64 / sizeof(FK_T), VW16 = 16 / sizeof(FK_T) };
+    for (; i + VW <= n; i += VW) {
+        vec a0 = {0}, a1 = {0};
+        ptrdiff_t c = 0;
+        for (; c + 2 <= nc; c += 2) {
+            a0 += coef[c] * *(const vec *)(base + (ptrdiff_t)idx[c] * n + i);
+            a1 += coef[c + 1] * *(const vec *)(base + (ptrdiff_t)idx[c + 1] * n + i);
+        }
+        if (c < nc) a0 += coef[c] * *(const vec *)(base + (ptrdiff_t)idx[c] * n + i);
+        *(vec *)(y + i) += a0 + a1;
+    }
+    for (; i + VW16 <= n; i += VW16) {
+        vec16 a0 = {0}, a1 = {0};
+        ptrdiff_t c = 0;
+        for (; c + 2 <= nc; c += 2) {
+            a0 += coef[c] * *(const vec16 *)(base + (ptrdiff_t)idx[c] * n + i);
+            a1 += coef[c + 1] * *(const vec16 *)(base + (ptrdiff_t)idx[c + 1] * n + i);
+        }
+        if (c < nc) a0 += coef[c] * *(const vec16 *)(base + (ptrdiff_t)idx[c] * n + i);
+        *(vec16 *)(y + i) += a0 + a1;
+    }
+#endif
+    for (; i < n; ++i) {
+        FK_T a0 = 0, a1 = 0;
+        ptrdiff_t c = 0;
+        for (; c + 2 <= nc; c += 2) {
+            a0 += coef[c] * base[(ptrdiff_t)idx[c] * n + i];
+            a1 += coef[c + 1] * base[(ptrdiff_t)idx[c + 1] * n + i];
+        }
+        if (c < nc) a0 += coef[c] * base[(ptrdiff_t)idx[c] * n + i];
+        y[i] += a0 + a1;
+    }
+}
+
+/* max(x[0..n)), in four interleaved partial maxima; NaNs are passed over. */
+FK_INLINE FK_T FK_FN(max)(const FK_T *x, ptrdiff_t n)
+{
+    FK_T m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    ptrdiff_t c = 0;
+    for (; c + 4 <= n; c += 4)
+        for (int l = 0; l < 4; ++l) m[l] = x[c + l] > m[l] ? x[c + l] : m[l];
+    for (int l = 0; c < n; ++c, ++l) m[l] = x[c] > m[l] ? x[c] : m[l];
+    m[0] = m[1] > m[0] ? m[1] : m[0];
+    m[2] = m[3] > m[2] ? m[3] : m[2];
+    return m[2] > m[0] ? m[2] : m[0];
+}
+
+/* sum(x[0..n)), in four interleaved partial sums. */
+FK_INLINE FK_T FK_FN(sum)(const FK_T *x, ptrdiff_t n)
+{
+    FK_T s[4] = {0, 0, 0, 0};
+    ptrdiff_t c = 0;
+    for (; c + 4 <= n; c += 4)
+        for (int l = 0; l < 4; ++l) s[l] += x[c + l];
+    for (int l = 0; c < n; ++c, ++l) s[l] += x[c];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* The rows below walk a row's nonzeros in chunks of FK_ATTN_CHUNK: score the
+ * chunk (dot products over D), exponentiate it (vectorised over the chunk), then
+ * accumulate it (gather_axpy, vectorised over D). */
 
 FK_SIMD_CLONES
 static void FK_FN(fwd_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *rows,
@@ -74,7 +155,6 @@ static void FK_FN(fwd_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *r
     FK_T s[FK_ATTN_CHUNK];
     for (ptrdiff_t r = 0; r < n_rows; ++r) {
         const ptrdiff_t i = rows[r];
-        const FK_T *qi = q + i * d;
         FK_T *acc = out + i * dv;  /* unnormalised output, accumulated in place */
         FK_T m = -INFINITY;        /* running maximum of the scores */
         FK_T l = 0;                /* running sum of exp(score - m) */
@@ -82,12 +162,9 @@ static void FK_FN(fwd_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *r
 
         for (ptrdiff_t p0 = offsets[i], end = offsets[i + 1]; p0 < end; p0 += FK_ATTN_CHUNK) {
             const ptrdiff_t nc = end - p0 < FK_ATTN_CHUNK ? end - p0 : FK_ATTN_CHUNK;
-            const FK_I *cj = cols + p0;
-            FK_T cmax = -INFINITY;
-            for (ptrdiff_t c = 0; c < nc; ++c) {
-                s[c] = scale * FK_FN(dot)(qi, k + (ptrdiff_t)cj[c] * d, d);
-                cmax = s[c] > cmax ? s[c] : cmax;
-            }
+            FK_FN(dots)(s, q + i * d, k, cols + p0, nc, d);
+            for (ptrdiff_t c = 0; c < nc; ++c) s[c] *= scale;
+            const FK_T cmax = FK_FN(max)(s, nc);
             if (cmax > m) {
                 /* a new maximum: rescale what was accumulated against the old one */
                 if (l != 0) {
@@ -98,10 +175,8 @@ static void FK_FN(fwd_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *r
                 m = cmax;
             }
             for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_EXP(s[c] - m);
-            for (ptrdiff_t c = 0; c < nc; ++c) {
-                l += s[c];
-                FK_FN(axpy)(acc, s[c], v + (ptrdiff_t)cj[c] * dv, dv);
-            }
+            l += FK_FN(sum)(s, nc);
+            FK_FN(gather_axpy)(acc, s, v, cols + p0, nc, dv);
         }
         if (l > 0) {
             FK_FN(scal)(acc, 1 / l, dv);
@@ -118,20 +193,23 @@ static void FK_FN(bwd_dq_rows)(const FK_I *offsets, const FK_I *cols, const FK_I
                                const FK_T *out, const FK_T *dout, const FK_T *lse,
                                ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dq, FK_T *delta)
 {
+    FK_T s[FK_ATTN_CHUNK], dp[FK_ATTN_CHUNK];
     for (ptrdiff_t r = 0; r < n_rows; ++r) {
         const ptrdiff_t i = rows[r];
-        const FK_T *qi = q + i * d;
         const FK_T *doi = dout + i * dv;
         FK_T *dqi = dq + i * d;
         const FK_T di = FK_FN(dot)(doi, out + i * dv, dv);
         const FK_T li = lse[i];
         delta[i] = di;
         for (ptrdiff_t c = 0; c < d; ++c) dqi[c] = 0;
-        for (ptrdiff_t p = offsets[i], end = offsets[i + 1]; p < end; ++p) {
-            const ptrdiff_t j = cols[p];
-            const FK_T pij = FK_EXP(scale * FK_FN(dot)(qi, k + j * d, d) - li);
-            const FK_T dsij = pij * (FK_FN(dot)(doi, v + j * dv, dv) - di);
-            FK_FN(axpy)(dqi, dsij, k + j * d, d);
+        for (ptrdiff_t p0 = offsets[i], end = offsets[i + 1]; p0 < end; p0 += FK_ATTN_CHUNK) {
+            const ptrdiff_t nc = end - p0 < FK_ATTN_CHUNK ? end - p0 : FK_ATTN_CHUNK;
+            FK_FN(dots)(s, q + i * d, k, cols + p0, nc, d);
+            FK_FN(dots)(dp, doi, v, cols + p0, nc, dv);
+            /* p_ij, then ds_ij = p_ij (dout_i . v_j - delta_i) */
+            for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_EXP(scale * s[c] - li);
+            for (ptrdiff_t c = 0; c < nc; ++c) s[c] *= dp[c] - di;
+            FK_FN(gather_axpy)(dqi, s, k, cols + p0, nc, d);
         }
         FK_FN(scal)(dqi, scale, d);
     }
@@ -143,21 +221,22 @@ static void FK_FN(bwd_dkdv_rows)(const FK_I *t_offsets, const FK_I *t_cols, cons
                                  const FK_T *dout, const FK_T *lse, const FK_T *delta,
                                  ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dk, FK_T *dv_out)
 {
+    FK_T p[FK_ATTN_CHUNK], ds[FK_ATTN_CHUNK];
     for (ptrdiff_t r = 0; r < n_rows; ++r) {
         const ptrdiff_t j = rows[r];
-        const FK_T *kj = k + j * d;
-        const FK_T *vj = v + j * dv;
         FK_T *dkj = dk + j * d;
         FK_T *dvj = dv_out + j * dv;
         for (ptrdiff_t c = 0; c < d; ++c) dkj[c] = 0;
         for (ptrdiff_t c = 0; c < dv; ++c) dvj[c] = 0;
-        for (ptrdiff_t p = t_offsets[j], end = t_offsets[j + 1]; p < end; ++p) {
-            const ptrdiff_t i = t_cols[p];
-            const FK_T *doi = dout + i * dv;
-            const FK_T pij = FK_EXP(scale * FK_FN(dot)(q + i * d, kj, d) - lse[i]);
-            const FK_T dsij = pij * (FK_FN(dot)(doi, vj, dv) - delta[i]);
-            FK_FN(axpy)(dvj, pij, doi, dv);
-            FK_FN(axpy)(dkj, dsij, q + i * d, d);
+        for (ptrdiff_t p0 = t_offsets[j], end = t_offsets[j + 1]; p0 < end; p0 += FK_ATTN_CHUNK) {
+            const ptrdiff_t nc = end - p0 < FK_ATTN_CHUNK ? end - p0 : FK_ATTN_CHUNK;
+            const FK_I *ci = t_cols + p0;  /* the queries that attend to key j */
+            FK_FN(dots)(p, k + j * d, q, ci, nc, d);
+            FK_FN(dots)(ds, v + j * dv, dout, ci, nc, dv);
+            for (ptrdiff_t c = 0; c < nc; ++c) p[c] = FK_EXP(scale * p[c] - lse[ci[c]]);
+            for (ptrdiff_t c = 0; c < nc; ++c) ds[c] = p[c] * (ds[c] - delta[ci[c]]);
+            FK_FN(gather_axpy)(dvj, p, dout, ci, nc, dv);
+            FK_FN(gather_axpy)(dkj, ds, q, ci, nc, d);
         }
         FK_FN(scal)(dkj, scale, d);
     }
