@@ -120,12 +120,15 @@ def _threads_for(n_threads, heads, csr, d, dv):
 
 def _forward(q3, k3, v3, csr, scale, n_threads):
     h, n, _ = q3.shape
+    shape = (h, n, v3.shape[-1])
+    if not (h and n and csr.nnz):
+        return np.zeros(shape, dtype=q3.dtype), np.full((h, n), -np.inf, dtype=q3.dtype)
+    # the kernel writes every row (row_order lists them all), empty rows included
+    out = np.empty(shape, dtype=q3.dtype)
+    lse = np.empty((h, n), dtype=q3.dtype)
     n_threads = _threads_for(n_threads, h, csr, q3.shape[2], v3.shape[2])
-    out = np.zeros((h, n, v3.shape[-1]), dtype=q3.dtype)
-    lse = np.full((h, n), -np.inf, dtype=q3.dtype)
-    if h and n and csr.nnz:
-        _attention.forward(q3, k3, v3, csr.row_offsets, csr.column_indices, csr.row_order,
-                           scale, out, lse, n_threads)
+    _attention.forward(q3, k3, v3, csr.row_offsets, csr.column_indices, csr.row_order,
+                       scale, out, lse, n_threads)
     return out, lse
 
 
@@ -271,15 +274,17 @@ def sparse_attention_backward(q, k, v, mask, grad_out, *, scale=None, workers=No
                              f"got {out.shape} and {lse.shape}")
         out3 = _heads(out)
         lse2 = np.ascontiguousarray(lse.reshape(h, n))
-    dq = np.zeros_like(q3)
-    dk = np.zeros_like(k3)
-    dv = np.zeros_like(v3)
-    if h and n and m and csr.nnz:
-        t = csr.transpose()
-        n_threads = _threads_for(n_threads, h, csr, q3.shape[2], v3.shape[2])
-        delta = np.empty((h, n), dtype=q.dtype)
-        _attention.backward(q3, k3, v3, out3, _heads(grad_out), lse2,
-                            csr.row_offsets, csr.column_indices, csr.row_order,
-                            t.row_offsets, t.column_indices, t.row_order, scale,
-                            dq, dk, dv, delta, n_threads)
+    if not (h and n and m and csr.nnz):
+        return np.zeros(q.shape, q.dtype), np.zeros(k.shape, q.dtype), np.zeros(v.shape, q.dtype)
+    # the kernels write every row of dq (row_order) and of dk, dv (the transpose's)
+    dq = np.empty_like(q3)
+    dk = np.empty_like(k3)
+    dv = np.empty_like(v3)
+    t = csr.transpose()
+    n_threads = _threads_for(n_threads, h, csr, q3.shape[2], v3.shape[2])
+    delta = np.empty((h, n), dtype=q.dtype)
+    _attention.backward(q3, k3, v3, out3, _heads(grad_out), lse2,
+                        csr.row_offsets, csr.column_indices, csr.row_order,
+                        t.row_offsets, t.column_indices, t.row_order, scale,
+                        dq, dk, dv, delta, n_threads)
     return (dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape))
