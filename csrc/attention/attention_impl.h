@@ -147,8 +147,21 @@ FK_INLINE FK_T FK_FN(sum)(const FK_T *x, ptrdiff_t n)
  * chunk (dot products over D), exponentiate it (vectorised over the chunk), then
  * accumulate it (gather_axpy, vectorised over D). */
 
-FK_SIMD_CLONES
-static void FK_FN(fwd_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *rows,
+/* Calls BODY with the head sizes (d, dv) as compile-time constants when they
+ * are equal and common (fully unrolled dot products, q and the accumulators in
+ * registers), else as variables.  BODY's arguments name them D_ and DV_. */
+#define FK_DISPATCH_HEAD_DIM(BODY, ...)                                         \
+    do {                                                                        \
+        switch (d == dv ? d : 0) {                                              \
+        case 12: { enum { D_ = 12, DV_ = 12 }; BODY(__VA_ARGS__); break; }      \
+        case 16: { enum { D_ = 16, DV_ = 16 }; BODY(__VA_ARGS__); break; }      \
+        case 32: { enum { D_ = 32, DV_ = 32 }; BODY(__VA_ARGS__); break; }      \
+        case 64: { enum { D_ = 64, DV_ = 64 }; BODY(__VA_ARGS__); break; }      \
+        default: { const ptrdiff_t D_ = d, DV_ = dv; BODY(__VA_ARGS__); }       \
+        }                                                                       \
+    } while (0)
+
+FK_INLINE void FK_FN(fwd_rows_body)(const FK_I *offsets, const FK_I *cols, const FK_I *rows,
                             ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
                             ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *out, FK_T *lse)
 {
@@ -187,8 +200,7 @@ static void FK_FN(fwd_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *r
     }
 }
 
-FK_SIMD_CLONES
-static void FK_FN(bwd_dq_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *rows,
+FK_INLINE void FK_FN(bwd_dq_rows_body)(const FK_I *offsets, const FK_I *cols, const FK_I *rows,
                                ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
                                const FK_T *out, const FK_T *dout, const FK_T *lse,
                                ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dq, FK_T *delta)
@@ -215,8 +227,7 @@ static void FK_FN(bwd_dq_rows)(const FK_I *offsets, const FK_I *cols, const FK_I
     }
 }
 
-FK_SIMD_CLONES
-static void FK_FN(bwd_dkdv_rows)(const FK_I *t_offsets, const FK_I *t_cols, const FK_I *rows,
+FK_INLINE void FK_FN(bwd_dkdv_rows_body)(const FK_I *t_offsets, const FK_I *t_cols, const FK_I *rows,
                                  ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
                                  const FK_T *dout, const FK_T *lse, const FK_T *delta,
                                  ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dk, FK_T *dv_out)
@@ -240,6 +251,32 @@ static void FK_FN(bwd_dkdv_rows)(const FK_I *t_offsets, const FK_I *t_cols, cons
         }
         FK_FN(scal)(dkj, scale, d);
     }
+}
+
+FK_SIMD_CLONES
+static void FK_FN(fwd_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *rows,
+                            ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
+                            ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *out, FK_T *lse)
+{
+    FK_DISPATCH_HEAD_DIM(FK_FN(fwd_rows_body), offsets, cols, rows, n_rows, q, k, v, D_, DV_, scale, out, lse);
+}
+
+FK_SIMD_CLONES
+static void FK_FN(bwd_dq_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *rows,
+                               ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
+                               const FK_T *out, const FK_T *dout, const FK_T *lse,
+                               ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dq, FK_T *delta)
+{
+    FK_DISPATCH_HEAD_DIM(FK_FN(bwd_dq_rows_body), offsets, cols, rows, n_rows, q, k, v, out, dout, lse, D_, DV_, scale, dq, delta);
+}
+
+FK_SIMD_CLONES
+static void FK_FN(bwd_dkdv_rows)(const FK_I *t_offsets, const FK_I *t_cols, const FK_I *rows,
+                                 ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
+                                 const FK_T *dout, const FK_T *lse, const FK_T *delta,
+                                 ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dk, FK_T *dv_out)
+{
+    FK_DISPATCH_HEAD_DIM(FK_FN(bwd_dkdv_rows_body), t_offsets, t_cols, rows, n_rows, q, k, v, dout, lse, delta, D_, DV_, scale, dk, dv_out);
 }
 
 /* The exported names: plain wrappers, so that the SIMD clones stay static. */
