@@ -107,6 +107,18 @@ def test_matches_dense_reference_float64(lead, n, m, d, dv, density, index, requ
         assert got.dtype == np.float64 and got.shape == x.shape
 
 
+@pytest.mark.parametrize("dim", [12, 16, 32, 64, 24])
+@pytest.mark.parametrize("dtype, atol", [(np.float64, 1e-10), (np.float32, 3e-5)])
+def test_common_head_sizes(dim, dtype, atol):
+    # the core compiles these head sizes (d == dv) as constants: each path is checked
+    rng = np.random.default_rng(dim)
+    q, k, v, g, mask = random_problem(rng, (2,), 90, 70, dim, dim, 0.3, dtype, empty_rows=(3,))
+    ref = dense_reference(q, k, v, mask, g)
+    np.testing.assert_allclose(sparse_attention(q, k, v, mask), ref[0], rtol=0, atol=atol)
+    for got, want in zip(sparse_attention_backward(q, k, v, mask, g), ref[2:]):
+        np.testing.assert_allclose(got, want, rtol=0, atol=atol)
+
+
 def test_float32_matches_reference():
     rng = np.random.default_rng(1)
     q, k, v, g, mask = random_problem(rng, (2, 4), 64, 48, 32, 16, 0.2, np.float32,
