@@ -69,9 +69,8 @@ def _check_inputs(q, k, v):
 
 
 def _check_mask(mask, n, m):
-    if isinstance(mask, SparseCSR):
-        csr = mask
-    else:
+    """mask as a SparseCSR of shape (n, m)."""
+    if not isinstance(mask, SparseCSR):
         _reject_device_array(mask, "mask")
         arr = np.asarray(mask)
         if arr.dtype != np.bool_:
@@ -79,13 +78,14 @@ def _check_mask(mask, n, m):
                             f"{type(mask).__name__} of dtype {arr.dtype}")
         if arr.ndim != 2:
             raise ValueError(f"mask must be 2-D, of shape (N, M), got shape {arr.shape}")
-        csr = None
-        shape = arr.shape
-    shape = csr.shape if csr is not None else shape
-    if shape != (n, m):
+        if arr.shape != (n, m):
+            raise ValueError(f"mask must have shape (N, M) = ({n}, {m}) for q of length {n} "
+                             f"and k of length {m}, got {arr.shape}")
+        return SparseCSR.from_dense(arr)
+    if mask.shape != (n, m):
         raise ValueError(f"mask must have shape (N, M) = ({n}, {m}) for q of length {n} "
-                         f"and k of length {m}, got {shape}")
-    return csr if csr is not None else SparseCSR.from_dense(arr)
+                         f"and k of length {m}, got {mask.shape}")
+    return mask
 
 
 def _check_scale(scale, d, dtype):
