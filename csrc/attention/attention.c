@@ -76,6 +76,20 @@ FK_INLINE double fk_exp_f64(double x)
     return x < -708.0 ? 0.0 : p * scale;
 }
 
+/* Calls BODY with the head sizes (d, dv) as compile-time constants when they
+ * are equal and common (fully unrolled dot products, q and the accumulators in
+ * registers), else as variables.  BODY's arguments name them D_ and DV_. */
+#define FK_DISPATCH_HEAD_DIM(BODY, ...)                                         \
+    do {                                                                        \
+        switch (d == dv ? d : 0) {                                              \
+        case 12: { enum { D_ = 12, DV_ = 12 }; BODY(__VA_ARGS__); break; }      \
+        case 16: { enum { D_ = 16, DV_ = 16 }; BODY(__VA_ARGS__); break; }      \
+        case 32: { enum { D_ = 32, DV_ = 32 }; BODY(__VA_ARGS__); break; }      \
+        case 64: { enum { D_ = 64, DV_ = 64 }; BODY(__VA_ARGS__); break; }      \
+        default: { const ptrdiff_t D_ = d, DV_ = dv; BODY(__VA_ARGS__); }       \
+        }                                                                       \
+    } while (0)
+
 #define FK_T float
 #define FK_I int32_t
 #define FK_SUFFIX f32_i32

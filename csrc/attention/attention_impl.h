@@ -15,8 +15,7 @@ typedef FK_T FK_FN(vec16) __attribute__((vector_size(16), aligned(sizeof(FK_T)),
 
 /* a . b, summed in a fixed order that depends on n alone: the same on every
  * call, whatever the thread. */
-FK_INLINE FK_T FK_FN(dot)(const FK_T *FK_RESTRICT a, const FK_T *FK_RESTRICT b,
-                              ptrdiff_t n)
+FK_INLINE FK_T FK_FN(dot)(const FK_T *FK_RESTRICT a, const FK_T *FK_RESTRICT b, ptrdiff_t n)
 {
     ptrdiff_t i = 0;
     FK_T s = 0;
@@ -46,21 +45,6 @@ FK_INLINE FK_T FK_FN(dot)(const FK_T *FK_RESTRICT a, const FK_T *FK_RESTRICT b,
     return s;
 }
 
-/* y += alpha * x */
-FK_INLINE void FK_FN(axpy)(FK_T *FK_RESTRICT y, FK_T alpha, const FK_T *FK_RESTRICT x,
-                               ptrdiff_t n)
-{
-    ptrdiff_t i = 0;
-#ifdef FK_VECTOR_EXT
-    typedef FK_FN(vec) vec;
-    typedef FK_FN(vec16) vec16;
-    enum { VW = 64 / sizeof(FK_T), VW16 = 16 / sizeof(FK_T) };
-    for (; i + VW <= n; i += VW) *(vec *)(y + i) += alpha * *(const vec *)(x + i);
-    for (; i + VW16 <= n; i += VW16) *(vec16 *)(y + i) += alpha * *(const vec16 *)(x + i);
-#endif
-    for (; i < n; ++i) y[i] += alpha * x[i];
-}
-
 FK_INLINE void FK_FN(scal)(FK_T *y, FK_T alpha, ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; ++i) y[i] *= alpha;
@@ -68,7 +52,7 @@ FK_INLINE void FK_FN(scal)(FK_T *y, FK_T alpha, ptrdiff_t n)
 
 /* s[c] = x . base[idx[c] * n : ...] for c < nc: one dot product per listed row. */
 FK_INLINE void FK_FN(dots)(FK_T *FK_RESTRICT s, const FK_T *x, const FK_T *base,
-                               const FK_I *idx, ptrdiff_t nc, ptrdiff_t n)
+                           const FK_I *idx, ptrdiff_t nc, ptrdiff_t n)
 {
     for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_FN(dot)(x, base + (ptrdiff_t)idx[c] * n, n);
 }
@@ -78,8 +62,7 @@ FK_INLINE void FK_FN(dots)(FK_T *FK_RESTRICT s, const FK_T *x, const FK_T *base,
  * in registers: no store-to-load dependency from one row to the next, and one
  * fixed order of summation for given (nc, n). */
 FK_INLINE void FK_FN(gather_axpy)(FK_T *FK_RESTRICT y, const FK_T *FK_RESTRICT coef,
-                                      const FK_T *base, const FK_I *idx, ptrdiff_t nc,
-                                      ptrdiff_t n)
+                                  const FK_T *base, const FK_I *idx, ptrdiff_t nc, ptrdiff_t n)
 {
     ptrdiff_t i = 0;
 #ifdef FK_VECTOR_EXT
@@ -143,27 +126,15 @@ FK_INLINE FK_T FK_FN(sum)(const FK_T *x, ptrdiff_t n)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-/* The rows below walk a row's nonzeros in chunks of FK_ATTN_CHUNK: score the
+/* The row functions walk a row's nonzeros in chunks of FK_ATTN_CHUNK: score the
  * chunk (dot products over D), exponentiate it (vectorised over the chunk), then
- * accumulate it (gather_axpy, vectorised over D). */
-
-/* Calls BODY with the head sizes (d, dv) as compile-time constants when they
- * are equal and common (fully unrolled dot products, q and the accumulators in
- * registers), else as variables.  BODY's arguments name them D_ and DV_. */
-#define FK_DISPATCH_HEAD_DIM(BODY, ...)                                         \
-    do {                                                                        \
-        switch (d == dv ? d : 0) {                                              \
-        case 12: { enum { D_ = 12, DV_ = 12 }; BODY(__VA_ARGS__); break; }      \
-        case 16: { enum { D_ = 16, DV_ = 16 }; BODY(__VA_ARGS__); break; }      \
-        case 32: { enum { D_ = 32, DV_ = 32 }; BODY(__VA_ARGS__); break; }      \
-        case 64: { enum { D_ = 64, DV_ = 64 }; BODY(__VA_ARGS__); break; }      \
-        default: { const ptrdiff_t D_ = d, DV_ = dv; BODY(__VA_ARGS__); }       \
-        }                                                                       \
-    } while (0)
+ * accumulate it (gather_axpy, vectorised over D).  Their bodies are inlined into
+ * SIMD-cloned drivers that fix common head sizes at compile time. */
 
 FK_INLINE void FK_FN(fwd_rows_body)(const FK_I *offsets, const FK_I *cols, const FK_I *rows,
-                            ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
-                            ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *out, FK_T *lse)
+                                    ptrdiff_t n_rows, const FK_T *q, const FK_T *k,
+                                    const FK_T *v, ptrdiff_t d, ptrdiff_t dv, FK_T scale,
+                                    FK_T *out, FK_T *lse)
 {
     FK_T s[FK_ATTN_CHUNK];
     for (ptrdiff_t r = 0; r < n_rows; ++r) {
@@ -200,10 +171,11 @@ FK_INLINE void FK_FN(fwd_rows_body)(const FK_I *offsets, const FK_I *cols, const
     }
 }
 
-FK_INLINE void FK_FN(bwd_dq_rows_body)(const FK_I *offsets, const FK_I *cols, const FK_I *rows,
-                               ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
-                               const FK_T *out, const FK_T *dout, const FK_T *lse,
-                               ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dq, FK_T *delta)
+FK_INLINE void FK_FN(bwd_dq_rows_body)(const FK_I *offsets, const FK_I *cols,
+                                       const FK_I *rows, ptrdiff_t n_rows, const FK_T *q,
+                                       const FK_T *k, const FK_T *v, const FK_T *out,
+                                       const FK_T *dout, const FK_T *lse, ptrdiff_t d,
+                                       ptrdiff_t dv, FK_T scale, FK_T *dq, FK_T *delta)
 {
     FK_T s[FK_ATTN_CHUNK], dp[FK_ATTN_CHUNK];
     for (ptrdiff_t r = 0; r < n_rows; ++r) {
@@ -227,10 +199,11 @@ FK_INLINE void FK_FN(bwd_dq_rows_body)(const FK_I *offsets, const FK_I *cols, co
     }
 }
 
-FK_INLINE void FK_FN(bwd_dkdv_rows_body)(const FK_I *t_offsets, const FK_I *t_cols, const FK_I *rows,
-                                 ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
-                                 const FK_T *dout, const FK_T *lse, const FK_T *delta,
-                                 ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dk, FK_T *dv_out)
+FK_INLINE void FK_FN(bwd_dkdv_rows_body)(const FK_I *t_offsets, const FK_I *t_cols,
+                                         const FK_I *rows, ptrdiff_t n_rows, const FK_T *q,
+                                         const FK_T *k, const FK_T *v, const FK_T *dout,
+                                         const FK_T *lse, const FK_T *delta, ptrdiff_t d,
+                                         ptrdiff_t dv, FK_T scale, FK_T *dk, FK_T *dv_out)
 {
     FK_T p[FK_ATTN_CHUNK], ds[FK_ATTN_CHUNK];
     for (ptrdiff_t r = 0; r < n_rows; ++r) {
@@ -258,7 +231,8 @@ static void FK_FN(fwd_rows)(const FK_I *offsets, const FK_I *cols, const FK_I *r
                             ptrdiff_t n_rows, const FK_T *q, const FK_T *k, const FK_T *v,
                             ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *out, FK_T *lse)
 {
-    FK_DISPATCH_HEAD_DIM(FK_FN(fwd_rows_body), offsets, cols, rows, n_rows, q, k, v, D_, DV_, scale, out, lse);
+    FK_DISPATCH_HEAD_DIM(FK_FN(fwd_rows_body), offsets, cols, rows, n_rows, q, k, v, D_, DV_,
+                         scale, out, lse);
 }
 
 FK_SIMD_CLONES
@@ -267,7 +241,8 @@ static void FK_FN(bwd_dq_rows)(const FK_I *offsets, const FK_I *cols, const FK_I
                                const FK_T *out, const FK_T *dout, const FK_T *lse,
                                ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dq, FK_T *delta)
 {
-    FK_DISPATCH_HEAD_DIM(FK_FN(bwd_dq_rows_body), offsets, cols, rows, n_rows, q, k, v, out, dout, lse, D_, DV_, scale, dq, delta);
+    FK_DISPATCH_HEAD_DIM(FK_FN(bwd_dq_rows_body), offsets, cols, rows, n_rows, q, k, v, out,
+                         dout, lse, D_, DV_, scale, dq, delta);
 }
 
 FK_SIMD_CLONES
@@ -276,7 +251,8 @@ static void FK_FN(bwd_dkdv_rows)(const FK_I *t_offsets, const FK_I *t_cols, cons
                                  const FK_T *dout, const FK_T *lse, const FK_T *delta,
                                  ptrdiff_t d, ptrdiff_t dv, FK_T scale, FK_T *dk, FK_T *dv_out)
 {
-    FK_DISPATCH_HEAD_DIM(FK_FN(bwd_dkdv_rows_body), t_offsets, t_cols, rows, n_rows, q, k, v, dout, lse, delta, D_, DV_, scale, dk, dv_out);
+    FK_DISPATCH_HEAD_DIM(FK_FN(bwd_dkdv_rows_body), t_offsets, t_cols, rows, n_rows, q, k, v,
+                         dout, lse, delta, D_, DV_, scale, dk, dv_out);
 }
 
 /* The exported names: plain wrappers, so that the SIMD clones stay static. */

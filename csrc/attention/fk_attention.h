@@ -19,7 +19,8 @@
  *
  * Names: _f32/_f64 the value type, _i32/_i64 the index type of offsets, cols and
  * rows.  The caller guarantees valid input (offsets non-decreasing, 0 <= cols < m,
- * 0 <= rows < n); nothing here allocates.
+ * 0 <= rows < n, no row listed twice, outputs not overlapping inputs); nothing
+ * here allocates.
  */
 #ifndef FK_ATTENTION_H
 #define FK_ATTENTION_H
@@ -45,56 +46,61 @@ extern "C" {
  *   dk_j = scale * sum_i p_ij (dout_i . v_j - delta_i) q_i
  * with delta from bwd_dq.  dk is m x d, dv is m x dv.
  */
-void fk_sparse_attn_fwd_f32_i32(const int32_t *offsets, const int32_t *cols, const int32_t *rows,
-                            ptrdiff_t n_rows, const float *q, const float *k, const float *v,
-                            ptrdiff_t d, ptrdiff_t dv, float scale, float *out, float *lse);
-void fk_sparse_attn_bwd_dq_f32_i32(const int32_t *offsets, const int32_t *cols, const int32_t *rows,
-                               ptrdiff_t n_rows, const float *q, const float *k, const float *v,
-                               const float *out, const float *dout, const float *lse,
-                               ptrdiff_t d, ptrdiff_t dv, float scale, float *dq, float *delta);
-void fk_sparse_attn_bwd_dkdv_f32_i32(const int32_t *t_offsets, const int32_t *t_cols, const int32_t *rows,
-                                 ptrdiff_t n_rows, const float *q, const float *k, const float *v,
-                                 const float *dout, const float *lse, const float *delta,
-                                 ptrdiff_t d, ptrdiff_t dv, float scale, float *dk, float *dv_out);
+void fk_sparse_attn_fwd_f32_i32(
+    const int32_t *offsets, const int32_t *cols, const int32_t *rows, ptrdiff_t n_rows,
+    const float *q, const float *k, const float *v, ptrdiff_t d, ptrdiff_t dv, float scale,
+    float *out, float *lse);
+void fk_sparse_attn_bwd_dq_f32_i32(
+    const int32_t *offsets, const int32_t *cols, const int32_t *rows, ptrdiff_t n_rows,
+    const float *q, const float *k, const float *v, const float *out, const float *dout,
+    const float *lse, ptrdiff_t d, ptrdiff_t dv, float scale, float *dq, float *delta);
+void fk_sparse_attn_bwd_dkdv_f32_i32(
+    const int32_t *t_offsets, const int32_t *t_cols, const int32_t *rows, ptrdiff_t n_rows,
+    const float *q, const float *k, const float *v, const float *dout, const float *lse,
+    const float *delta, ptrdiff_t d, ptrdiff_t dv, float scale, float *dk, float *dv_out);
 
-void fk_sparse_attn_fwd_f32_i64(const int64_t *offsets, const int64_t *cols, const int64_t *rows,
-                            ptrdiff_t n_rows, const float *q, const float *k, const float *v,
-                            ptrdiff_t d, ptrdiff_t dv, float scale, float *out, float *lse);
-void fk_sparse_attn_bwd_dq_f32_i64(const int64_t *offsets, const int64_t *cols, const int64_t *rows,
-                               ptrdiff_t n_rows, const float *q, const float *k, const float *v,
-                               const float *out, const float *dout, const float *lse,
-                               ptrdiff_t d, ptrdiff_t dv, float scale, float *dq, float *delta);
-void fk_sparse_attn_bwd_dkdv_f32_i64(const int64_t *t_offsets, const int64_t *t_cols, const int64_t *rows,
-                                 ptrdiff_t n_rows, const float *q, const float *k, const float *v,
-                                 const float *dout, const float *lse, const float *delta,
-                                 ptrdiff_t d, ptrdiff_t dv, float scale, float *dk, float *dv_out);
+void fk_sparse_attn_fwd_f32_i64(
+    const int64_t *offsets, const int64_t *cols, const int64_t *rows, ptrdiff_t n_rows,
+    const float *q, const float *k, const float *v, ptrdiff_t d, ptrdiff_t dv, float scale,
+    float *out, float *lse);
+void fk_sparse_attn_bwd_dq_f32_i64(
+    const int64_t *offsets, const int64_t *cols, const int64_t *rows, ptrdiff_t n_rows,
+    const float *q, const float *k, const float *v, const float *out, const float *dout,
+    const float *lse, ptrdiff_t d, ptrdiff_t dv, float scale, float *dq, float *delta);
+void fk_sparse_attn_bwd_dkdv_f32_i64(
+    const int64_t *t_offsets, const int64_t *t_cols, const int64_t *rows, ptrdiff_t n_rows,
+    const float *q, const float *k, const float *v, const float *dout, const float *lse,
+    const float *delta, ptrdiff_t d, ptrdiff_t dv, float scale, float *dk, float *dv_out);
 
-void fk_sparse_attn_fwd_f64_i32(const int32_t *offsets, const int32_t *cols, const int32_t *rows,
-                            ptrdiff_t n_rows, const double *q, const double *k, const double *v,
-                            ptrdiff_t d, ptrdiff_t dv, double scale, double *out, double *lse);
-void fk_sparse_attn_bwd_dq_f64_i32(const int32_t *offsets, const int32_t *cols, const int32_t *rows,
-                               ptrdiff_t n_rows, const double *q, const double *k, const double *v,
-                               const double *out, const double *dout, const double *lse,
-                               ptrdiff_t d, ptrdiff_t dv, double scale, double *dq, double *delta);
-void fk_sparse_attn_bwd_dkdv_f64_i32(const int32_t *t_offsets, const int32_t *t_cols, const int32_t *rows,
-                                 ptrdiff_t n_rows, const double *q, const double *k, const double *v,
-                                 const double *dout, const double *lse, const double *delta,
-                                 ptrdiff_t d, ptrdiff_t dv, double scale, double *dk, double *dv_out);
+void fk_sparse_attn_fwd_f64_i32(
+    const int32_t *offsets, const int32_t *cols, const int32_t *rows, ptrdiff_t n_rows,
+    const double *q, const double *k, const double *v, ptrdiff_t d, ptrdiff_t dv, double scale,
+    double *out, double *lse);
+void fk_sparse_attn_bwd_dq_f64_i32(
+    const int32_t *offsets, const int32_t *cols, const int32_t *rows, ptrdiff_t n_rows,
+    const double *q, const double *k, const double *v, const double *out, const double *dout,
+    const double *lse, ptrdiff_t d, ptrdiff_t dv, double scale, double *dq, double *delta);
+void fk_sparse_attn_bwd_dkdv_f64_i32(
+    const int32_t *t_offsets, const int32_t *t_cols, const int32_t *rows, ptrdiff_t n_rows,
+    const double *q, const double *k, const double *v, const double *dout, const double *lse,
+    const double *delta, ptrdiff_t d, ptrdiff_t dv, double scale, double *dk, double *dv_out);
 
-void fk_sparse_attn_fwd_f64_i64(const int64_t *offsets, const int64_t *cols, const int64_t *rows,
-                            ptrdiff_t n_rows, const double *q, const double *k, const double *v,
-                            ptrdiff_t d, ptrdiff_t dv, double scale, double *out, double *lse);
-void fk_sparse_attn_bwd_dq_f64_i64(const int64_t *offsets, const int64_t *cols, const int64_t *rows,
-                               ptrdiff_t n_rows, const double *q, const double *k, const double *v,
-                               const double *out, const double *dout, const double *lse,
-                               ptrdiff_t d, ptrdiff_t dv, double scale, double *dq, double *delta);
-void fk_sparse_attn_bwd_dkdv_f64_i64(const int64_t *t_offsets, const int64_t *t_cols, const int64_t *rows,
-                                 ptrdiff_t n_rows, const double *q, const double *k, const double *v,
-                                 const double *dout, const double *lse, const double *delta,
-                                 ptrdiff_t d, ptrdiff_t dv, double scale, double *dk, double *dv_out);
+void fk_sparse_attn_fwd_f64_i64(
+    const int64_t *offsets, const int64_t *cols, const int64_t *rows, ptrdiff_t n_rows,
+    const double *q, const double *k, const double *v, ptrdiff_t d, ptrdiff_t dv, double scale,
+    double *out, double *lse);
+void fk_sparse_attn_bwd_dq_f64_i64(
+    const int64_t *offsets, const int64_t *cols, const int64_t *rows, ptrdiff_t n_rows,
+    const double *q, const double *k, const double *v, const double *out, const double *dout,
+    const double *lse, ptrdiff_t d, ptrdiff_t dv, double scale, double *dq, double *delta);
+void fk_sparse_attn_bwd_dkdv_f64_i64(
+    const int64_t *t_offsets, const int64_t *t_cols, const int64_t *rows, ptrdiff_t n_rows,
+    const double *q, const double *k, const double *v, const double *dout, const double *lse,
+    const double *delta, ptrdiff_t d, ptrdiff_t dv, double scale, double *dk, double *dv_out);
 
-/* Nonzeros of a row scored at once: the forward's stack buffer of scores.  The
- * running maximum (and the rescaling of the accumulator) is updated once per chunk. */
+/* Nonzeros of a row handled at once: the size of the stack buffers of scores.  The
+ * forward's running maximum (and the rescaling of its accumulator) is updated once
+ * per chunk. */
 #define FK_ATTN_CHUNK 64
 
 #ifdef __cplusplus
