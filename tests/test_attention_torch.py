@@ -26,6 +26,14 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(lambda q, k, v: sparse_attention(q, k, v, mask), (q, k, v))
 
 
+def test_double_backward_is_refused():
+    mask = SparseCSR.from_dense(np.ones((3, 3), dtype=bool))
+    q = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(sparse_attention(q, q, q, mask).sum(), q, create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()
+
+
 def test_matches_sdpa_with_a_bool_mask():
     mask = np.random.default_rng(1).random((20, 20)) < 0.4
     np.fill_diagonal(mask, True)  # SDPA gives NaN for rows with no allowed key

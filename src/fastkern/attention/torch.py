@@ -15,6 +15,7 @@ build.
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .csr import SparseCSR
 from .ops import sparse_attention as _np_sparse_attention
@@ -77,6 +78,7 @@ class SparseAttentionFunction(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # the kernels' gradients are not themselves differentiable
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = _np_sparse_attention_backward(
