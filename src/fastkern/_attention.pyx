@@ -210,3 +210,31 @@ def backward(const real_t[:, :, ::1] q, const real_t[:, :, ::1] k, const real_t[
         _bwd_dkdv(&t_offsets[0], &t_cols[0], &t_order[r0], r1 - r0, &q[h, 0, 0],
                   &k[h, 0, 0], &v[h, 0, 0], &dout[h, 0, 0], &lse[h, 0], &delta[h, 0],
                   d, dv, scale, &dk[h, 0, 0], &dv_out[h, 0, 0])
+
+
+def csr_transpose(const index_t[::1] offsets, const index_t[::1] cols,
+                  index_t[::1] t_offsets, index_t[::1] t_cols):
+    """The transpose of an (N, M) CSR pattern, by counting sort: O(N + M + nnz).
+
+    t_offsets (M + 1,) and t_cols (nnz,) are filled in; the rows of the transpose
+    list their columns in increasing order.
+    """
+    cdef Py_ssize_t n = offsets.shape[0] - 1, m = t_offsets.shape[0] - 1
+    cdef Py_ssize_t i, j, p
+    with nogil:
+        for j in range(m + 1):
+            t_offsets[j] = 0
+        for p in range(cols.shape[0]):
+            t_offsets[cols[p] + 1] += 1
+        for j in range(m):
+            t_offsets[j + 1] += t_offsets[j]
+        # fill each column's slots in increasing row order, t_offsets[j] walking
+        # forward as its start; then shift the starts back
+        for i in range(n):
+            for p in range(offsets[i], offsets[i + 1]):
+                j = cols[p]
+                t_cols[t_offsets[j]] = <index_t>i
+                t_offsets[j] += 1
+        for j in range(m, 0, -1):
+            t_offsets[j] = t_offsets[j - 1]
+        t_offsets[0] = 0

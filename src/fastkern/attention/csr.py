@@ -3,6 +3,8 @@ import operator
 
 import numpy as np
 
+from .. import _attention
+
 __all__ = ["SparseCSR"]
 
 _INT32_MAX = np.iinfo(np.int32).max
@@ -245,11 +247,9 @@ class SparseCSR:
         """
         if self._transpose is None:
             n, m = self._shape
-            rows = np.repeat(np.arange(n, dtype=self._offsets.dtype), np.diff(self._offsets))
-            by_col = np.argsort(self._cols, kind="stable")  # rows stay increasing
-            t_cols = rows[by_col]
-            t_offsets = np.zeros(m + 1, dtype=self._offsets.dtype)
-            np.cumsum(np.bincount(self._cols, minlength=m), out=t_offsets[1:])
+            t_offsets = np.empty(m + 1, dtype=self._offsets.dtype)
+            t_cols = np.empty_like(self._cols)
+            _attention.csr_transpose(self._offsets, self._cols, t_offsets, t_cols)
             t = SparseCSR._trusted(t_offsets, t_cols, (m, n))
             t._transpose = self
             self._transpose = t
