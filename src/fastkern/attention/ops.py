@@ -95,7 +95,11 @@ def _check_scale(scale, d, dtype):
         raise TypeError(f"scale must be a real number or None, got {scale!r}")
     if not math.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale!r}")
-    return dtype.type(scale)
+    with np.errstate(over="ignore"):
+        cast = dtype.type(scale)
+    if not np.isfinite(cast):
+        raise ValueError(f"scale must be finite in {dtype}, got {scale!r}")
+    return cast
 
 
 def _heads(x):
