@@ -9,6 +9,11 @@
 
 #if defined(__GNUC__)
 #define FK_VECTOR_EXT 1
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define FK_HAVE_SHUFFLEVECTOR 1
+#endif
+#endif
 /* Helpers are inlined into each SIMD clone of their caller, so that they are
  * compiled for its target rather than called as baseline code. */
 #define FK_INLINE static inline __attribute__((always_inline))
@@ -91,6 +96,7 @@ FK_INLINE double fk_exp_f64(double x)
     } while (0)
 
 #define FK_T float
+#define FK_LANES 16  /* floats in 64 bytes */
 #define FK_I int32_t
 #define FK_SUFFIX f32_i32
 #define FK_EXP fk_exp_f32
@@ -103,12 +109,14 @@ FK_INLINE double fk_exp_f64(double x)
 #define FK_SUFFIX f32_i64
 #include "attention_impl.h"
 #undef FK_T
+#undef FK_LANES
 #undef FK_I
 #undef FK_SUFFIX
 #undef FK_EXP
 #undef FK_LOG
 
 #define FK_T double
+#define FK_LANES 8
 #define FK_I int32_t
 #define FK_SUFFIX f64_i32
 #define FK_EXP fk_exp_f64
@@ -121,6 +129,7 @@ FK_INLINE double fk_exp_f64(double x)
 #define FK_SUFFIX f64_i64
 #include "attention_impl.h"
 #undef FK_T
+#undef FK_LANES
 #undef FK_I
 #undef FK_SUFFIX
 #undef FK_EXP

@@ -50,11 +50,106 @@ FK_INLINE void FK_FN(scal)(FK_T *y, FK_T alpha, ptrdiff_t n)
     for (ptrdiff_t i = 0; i < n; ++i) y[i] *= alpha;
 }
 
-/* s[c] = x . base[idx[c] * n : ...] for c < nc: one dot product per listed row. */
+#if defined(FK_VECTOR_EXT) && defined(FK_HAVE_SHUFFLEVECTOR)
+/* The four sums of the lanes of a, b, c, e, as lanes 0..3 of the result: the
+ * vectors are folded into each other (a transpose and add), a third of the
+ * shuffles and adds of reducing each alone. */
+FK_INLINE void FK_FN(hsum4)(FK_FN(vec) a, FK_FN(vec) b, FK_FN(vec) c, FK_FN(vec) e,
+                            FK_T *FK_RESTRICT out)
+{
+    typedef FK_FN(vec) vec;
+#if FK_LANES == 16
+    vec ab = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+           + __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    vec ce = __builtin_shufflevector(c, e, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+           + __builtin_shufflevector(c, e, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    /* lanes 4g..4g+3 hold four partial sums of vector g */
+    vec x = __builtin_shufflevector(ab, ce, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+          + __builtin_shufflevector(ab, ce, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    x += __builtin_shufflevector(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    x += __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    out[0] = x[0];
+    out[1] = x[4];
+    out[2] = x[8];
+    out[3] = x[12];
+#else /* 8 lanes */
+    vec ab = __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+           + __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+    vec ce = __builtin_shufflevector(c, e, 0, 1, 2, 3, 8, 9, 10, 11)
+           + __builtin_shufflevector(c, e, 4, 5, 6, 7, 12, 13, 14, 15);
+    /* lanes 2g, 2g+1 hold two partial sums of vector g */
+    vec x = __builtin_shufflevector(ab, ce, 0, 1, 4, 5, 8, 9, 12, 13)
+          + __builtin_shufflevector(ab, ce, 2, 3, 6, 7, 10, 11, 14, 15);
+    x += __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6);
+    out[0] = x[0];
+    out[1] = x[2];
+    out[2] = x[4];
+    out[3] = x[6];
+#endif
+}
+
+/* hsum4 for 16-byte vectors. */
+FK_INLINE void FK_FN(hsum4_16)(FK_FN(vec16) a, FK_FN(vec16) b, FK_FN(vec16) c,
+                               FK_FN(vec16) e, FK_T *FK_RESTRICT out)
+{
+    typedef FK_FN(vec16) vec16;
+#if FK_LANES == 16 /* 4 lanes */
+    vec16 ab = __builtin_shufflevector(a, b, 0, 4, 1, 5) + __builtin_shufflevector(a, b, 2, 6, 3, 7);
+    vec16 ce = __builtin_shufflevector(c, e, 0, 4, 1, 5) + __builtin_shufflevector(c, e, 2, 6, 3, 7);
+    vec16 x = __builtin_shufflevector(ab, ce, 0, 1, 4, 5) + __builtin_shufflevector(ab, ce, 2, 3, 6, 7);
+    memcpy(out, &x, sizeof x);
+#else /* 2 lanes */
+    vec16 ab = __builtin_shufflevector(a, b, 0, 2) + __builtin_shufflevector(a, b, 1, 3);
+    vec16 ce = __builtin_shufflevector(c, e, 0, 2) + __builtin_shufflevector(c, e, 1, 3);
+    memcpy(out, &ab, sizeof ab);
+    memcpy(out + 2, &ce, sizeof ce);
+#endif
+}
+#endif
+
+/* s[c] = x . base[idx[c] * n : ...] for c < nc: one dot product per listed row.
+ * Where n is a whole number of 64-byte (else 16-byte) vectors, rows go four at a
+ * time, their partial sums reduced together (hsum4).  Which path a row takes depends on n
+ * and on its place in the chunk, never on the thread. */
 FK_INLINE void FK_FN(dots)(FK_T *FK_RESTRICT s, const FK_T *x, const FK_T *base,
                            const FK_I *idx, ptrdiff_t nc, ptrdiff_t n)
 {
-    for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_FN(dot)(x, base + (ptrdiff_t)idx[c] * n, n);
+    ptrdiff_t c = 0;
+#if defined(FK_VECTOR_EXT) && defined(FK_HAVE_SHUFFLEVECTOR)
+    typedef FK_FN(vec) vec;
+    if (n % FK_LANES == 0) {
+        for (; c + 4 <= nc; c += 4) {
+            const FK_T *r0 = base + (ptrdiff_t)idx[c] * n, *r1 = base + (ptrdiff_t)idx[c + 1] * n;
+            const FK_T *r2 = base + (ptrdiff_t)idx[c + 2] * n, *r3 = base + (ptrdiff_t)idx[c + 3] * n;
+            vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (ptrdiff_t i = 0; i < n; i += FK_LANES) {
+                const vec xi = *(const vec *)(x + i);
+                a0 += xi * *(const vec *)(r0 + i);
+                a1 += xi * *(const vec *)(r1 + i);
+                a2 += xi * *(const vec *)(r2 + i);
+                a3 += xi * *(const vec *)(r3 + i);
+            }
+            FK_FN(hsum4)(a0, a1, a2, a3, s + c);
+        }
+    } else if (n % (16 / (ptrdiff_t)sizeof(FK_T)) == 0) {
+        typedef FK_FN(vec16) vec16;
+        enum { VW16 = 16 / sizeof(FK_T) };
+        for (; c + 4 <= nc; c += 4) {
+            const FK_T *r0 = base + (ptrdiff_t)idx[c] * n, *r1 = base + (ptrdiff_t)idx[c + 1] * n;
+            const FK_T *r2 = base + (ptrdiff_t)idx[c + 2] * n, *r3 = base + (ptrdiff_t)idx[c + 3] * n;
+            vec16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (ptrdiff_t i = 0; i < n; i += VW16) {
+                const vec16 xi = *(const vec16 *)(x + i);
+                a0 += xi * *(const vec16 *)(r0 + i);
+                a1 += xi * *(const vec16 *)(r1 + i);
+                a2 += xi * *(const vec16 *)(r2 + i);
+                a3 += xi * *(const vec16 *)(r3 + i);
+            }
+            FK_FN(hsum4_16)(a0, a1, a2, a3, s + c);
+        }
+    }
+#endif
+    for (; c < nc; ++c) s[c] = FK_FN(dot)(x, base + (ptrdiff_t)idx[c] * n, n);
 }
 
 /* y += sum_c coef[c] * base[idx[c] * n : ...] over c < nc.  Loops over blocks of y
