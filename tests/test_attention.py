@@ -539,7 +539,7 @@ def test_local_2d_pattern(p, distance):
 
 
 def test_local_2d_pattern_matches_cdist():
-    from scipy.spatial.distance import cdist
+    cdist = pytest.importorskip("scipy.spatial.distance").cdist
     H, W = 7, 9
     coords = np.array(_coords(H, W), dtype=float)
     for p, distance in [(2.0, 2), (1.0, 3), (2.0, 2.5)]:
