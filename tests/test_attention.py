@@ -452,6 +452,14 @@ def test_csr_index_dtype_by_extent():
     assert csr_module._index_dtype(10, 2**31) == np.int64
 
 
+def test_csr_accepts_any_integer_dtype():
+    csr = SparseCSR(np.array([0, 2, 2, 3], np.uint8), np.array([1, 0, 2], np.uint16), (3, 3))
+    assert csr.index_dtype == np.int32
+    np.testing.assert_array_equal(csr.column_indices, [0, 1, 2])
+    with pytest.raises(ValueError, match="non-decreasing"):
+        SparseCSR(np.array([0, 2, 1, 3], np.uint8), np.array([1, 0, 2]), (3, 3))
+
+
 def test_csr_sorts_columns_within_rows():
     csr = SparseCSR([0, 3, 3, 5], [4, 0, 2, 1, 0], (3, 5))
     np.testing.assert_array_equal(csr.column_indices, [0, 2, 4, 0, 1])

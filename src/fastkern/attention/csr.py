@@ -91,7 +91,8 @@ class SparseCSR:
 
     def __init__(self, row_offsets, column_indices, shape):
         n, m = _shape(shape)
-        offsets = _integer_array(row_offsets, "row_offsets")
+        # validated as int64: differences of unsigned offsets would wrap around
+        offsets = _integer_array(row_offsets, "row_offsets").astype(np.int64)
         cols = _integer_array(column_indices, "column_indices")
         if offsets.size != n + 1:
             raise ValueError(f"row_offsets must have N + 1 = {n + 1} elements for shape "
