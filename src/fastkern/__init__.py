@@ -10,6 +10,9 @@ bootstrap
 gibbs, gibbs_switchpoint
     Gibbs samplers (the bivariate benchmark model, the coal-mining switchpoint
     model), chains in parallel, reproducible from the seed alone.
+attention
+    CSR-sparse masked attention (pattern builders, ``SparseCSR``, forward and
+    backward), usable from NumPy and PyTorch.
 parallel_map
     A prefetching parallel map over threads, for pipelines of GIL-free steps.
 
@@ -23,13 +26,14 @@ from ._version import __version__
 from ._workers import get_workers, set_workers
 from ._config import show_config
 from .bootstrap import bootstrap
-from . import datasets
+from . import attention, datasets
 from .convolve import convolve2d, correlate2d
 from .gibbs import gibbs, gibbs_switchpoint
 from .pipeline import parallel_map
 
 __all__ = [
     "__version__",
+    "attention",
     "bootstrap",
     "convolve2d",
     "correlate2d",
