@@ -117,6 +117,43 @@ def test_one_block_is_reproduced_by_a_numpy_loop(case):
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
 
 
+# Large samples: many chunks per resample, in the kernels' pipelined loop, and
+# draws rejected by Lemire's method (some 20 per resample at n = 300,007) that
+# shift the stream by a 32-bit half.
+LARGE = np.random.default_rng(7).poisson(50.0, size=300_007).astype(np.float64)
+LARGE_Y = np.random.default_rng(8).poisson(20.0, size=200_003).astype(np.float64)
+
+
+@pytest.mark.parametrize("statistic, data, options, numpy_stat, exact", [
+    ("mean", LARGE, {}, np.mean, True),                       # integers: exact sums
+    ("mean", LARGE.astype(np.float32), {}, np.mean, False),
+    ("var", LARGE, {"ddof": 1}, lambda x: np.var(x, ddof=1), False),
+    ("std", LARGE.astype(np.float32), {"ddof": 0}, np.std, False),
+    ("median", LARGE, {}, np.median, True),
+    ("quantile", LARGE, {"q": 0.9}, lambda x: np.quantile(x, 0.9), True),
+    ("mean_diff", (LARGE, LARGE_Y), {}, None, True),
+])
+def test_large_sample_block_is_reproduced_by_a_numpy_loop(statistic, data, options,
+                                                          numpy_stat, exact):
+    samples = data if isinstance(data, tuple) else (data,)
+    res = bootstrap(data, statistic, n_resamples=BLOCK_SIZE + 3, method="percentile",
+                    seed=21, workers=2, **options)
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(21).spawn(2)[1]))
+    expected = []
+    for _ in range(3):
+        resample = [s[rng.integers(0, s.size, size=s.size)] for s in samples]
+        if statistic == "mean_diff":
+            expected.append(np.mean(resample[0]) - np.mean(resample[1]))
+        else:
+            expected.append(numpy_stat(resample[0]))
+    got = res.bootstrap_distribution[BLOCK_SIZE:]
+    if exact:
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-12 if data.dtype == np.float64
+                                   else 1e-6)
+
+
 @pytest.mark.parametrize("portable", [False, True])
 @pytest.mark.parametrize("spare", [False, True])
 def test_inline_pcg64_is_numpys_stream(portable, spare):

@@ -35,6 +35,14 @@ cdef extern from "bootstrap/fk_integers.h" nogil:
     void fk_pcg64_integers(fk_pcg64 *g, uint64_t n, Py_ssize_t cnt, uint64_t *out)
     void fk_pcg64_raw(fk_pcg64 *g, int portable, Py_ssize_t cnt, uint64_t *out)
 
+cdef extern from "bootstrap/fk_resample.h" nogil:
+    void fk_resample_sums_f64(fk_pcg64 *g, const double *x, Py_ssize_t n, double shift,
+                              int squares, double *s, double *ss)
+    void fk_resample_sums_f32(fk_pcg64 *g, const float *x, Py_ssize_t n, double shift,
+                              int squares, double *s, double *ss)
+    void fk_resample_counts(fk_pcg64 *g, const int64_t *inverse, Py_ssize_t n,
+                            int64_t *counts)
+
 ctypedef fused real_t:
     float
     double
@@ -170,72 +178,14 @@ cdef inline double _finish_moments(int kind, const moments_t *m, double ddof) no
     return min(1.0, max(-1.0, r))
 
 
-cdef inline double _shifted_sum(const real_t *x, const uint64_t *idx, Py_ssize_t cnt,
-                                double shift) noexcept nogil:
-    """sum(x[idx[k]] - shift for k < cnt), on four chains of additions (k mod 4)
-    combined in a fixed order: the chains overlap, where one waits for each add."""
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef Py_ssize_t k = 0
-    while k + 4 <= cnt:
-        s0 += x[idx[k]] - shift
-        s1 += x[idx[k + 1]] - shift
-        s2 += x[idx[k + 2]] - shift
-        s3 += x[idx[k + 3]] - shift
-        k += 4
-    while k < cnt:
-        s0 += x[idx[k]] - shift
-        k += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-cdef inline void _shifted_sums2(const real_t *x, const uint64_t *idx, Py_ssize_t cnt,
-                                double shift, double *s, double *ss) noexcept nogil:
-    """s, ss = the sums of d and d*d over d = x[idx[k]] - shift, k < cnt, each on
-    four chains as in _shifted_sum."""
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0
-    cdef double d0, d1, d2, d3
-    cdef Py_ssize_t k = 0
-    while k + 4 <= cnt:
-        d0 = x[idx[k]] - shift
-        d1 = x[idx[k + 1]] - shift
-        d2 = x[idx[k + 2]] - shift
-        d3 = x[idx[k + 3]] - shift
-        s0 += d0
-        s1 += d1
-        s2 += d2
-        s3 += d3
-        q0 += d0 * d0
-        q1 += d1 * d1
-        q2 += d2 * d2
-        q3 += d3 * d3
-        k += 4
-    while k < cnt:
-        d0 = x[idx[k]] - shift
-        s0 += d0
-        q0 += d0 * d0
-        k += 1
-    s[0] = (s0 + s1) + (s2 + s3)
-    ss[0] = (q0 + q1) + (q2 + q3)
-
-
 cdef void _draw_sums(fk_pcg64 *gen, const real_t *x, Py_ssize_t n, double shift,
                      bint squares, double *s, double *ss) noexcept nogil:
-    """Sums of d and d*d over n draws of d = x[i] - shift, i uniform in [0, n)."""
-    cdef uint64_t idx[CHUNK]
-    cdef Py_ssize_t done = 0, cnt
-    cdef double c1, c2 = 0
-    s[0] = 0
-    ss[0] = 0
-    while done < n:
-        cnt = min(<Py_ssize_t>CHUNK, n - done)
-        _draw_chunk(gen, n, cnt, idx)
-        if squares:
-            _shifted_sums2(x, idx, cnt, shift, &c1, &c2)
-        else:
-            c1 = _shifted_sum(x, idx, cnt, shift)
-        s[0] += c1   # per-chunk partial sums: error grows with n / CHUNK, not n
-        ss[0] += c2
-        done += cnt
+    """Sums of d and d*d over n draws of d = x[i] - shift, i uniform in [0, n)
+    (four chains of additions per chunk; see csrc/bootstrap/fk_resample.h)."""
+    if real_t is double:
+        fk_resample_sums_f64(gen, x, n, shift, squares, s, ss)
+    else:
+        fk_resample_sums_f32(gen, x, n, shift, squares, s, ss)
 
 
 cdef void _draw_pair_sums(fk_pcg64 *gen, const real_t *x, const real_t *y, Py_ssize_t n,
@@ -456,14 +406,7 @@ cdef double _order_statistic(int kind, const int64_t *counts, const double *valu
 cdef inline void _draw_counts(fk_pcg64 *gen, const int64_t *inverse, Py_ssize_t n,
                               int64_t *counts) noexcept nogil:
     """Add n draws i, uniform in [0, n), to the histogram: counts[inverse[i]] += 1."""
-    cdef uint64_t idx[CHUNK]
-    cdef Py_ssize_t done = 0, cnt, k
-    while done < n:
-        cnt = min(<Py_ssize_t>CHUNK, n - done)
-        _draw_chunk(gen, n, cnt, idx)
-        for k in range(cnt):
-            counts[inverse[idx[k]]] += 1
-        done += cnt
+    fk_resample_counts(gen, inverse, n, counts)
 
 
 def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
