@@ -27,6 +27,16 @@
             FK_TAKE((d)[(k)], 0); \
     } while (0)
 
+/* New words of the next chunk, b->words[1 + k : 1 + end], from chains c while
+ * using draws b->draws[k : end], four of each at a time. */
+#define FK_DRAW_AND_TAKE(end) \
+    do { \
+        for (; k < (end); k += 4) { \
+            fk_chains_next4(&c, b->words + 1 + k); \
+            FK_TAKE4(b->draws, k); \
+        } \
+    } while (0)
+
 FK_SIMD_CLONES
 static void FK_NAME(fk_resample_buffers *b, fk_pcg64 *g, ptrdiff_t n FK_PARAMS)
 {
@@ -54,24 +64,29 @@ static void FK_NAME(fk_resample_buffers *b, fk_pcg64 *g, ptrdiff_t n FK_PARAMS)
         const ptrdiff_t next = left < FK_CHUNK ? left : FK_CHUNK;
         k = 0;
         if (next > 0) {
-            /* Draw the next chunk's words four at a time while using this chunk's
-             * draws four at a time, then the words left over.  A spare goes to
-             * words[0], new words from words[1] on. */
-            ptrdiff_t start = 0, quads;
+            /* Draw the next chunk's new words four at a time while using this
+             * chunk's draws four at a time, then any words still needed.  A spare
+             * goes to words[0], new words from words[1] on. */
+            ptrdiff_t start = 0;
+            const ptrdiff_t quads = next / 4 < cnt / 4 ? next / 4 : cnt / 4;
             fk_pcg64_chains c;
             if (g->has_uint32) {
                 b->words[0] = g->uinteger;
                 g->has_uint32 = 0;
                 start = 1;
             }
-            quads = (next - start) / 4 < cnt / 4 ? (next - start) / 4 : cnt / 4;
             fk_chains_begin(&c, g);
-            for (; k < 4 * quads; k += 4) {
-                fk_chains_next4(&c, b->words + 1 + k);
-                FK_TAKE4(b->draws, k);
-            }
+            if (quads == FK_CHUNK / 4)
+                FK_DRAW_AND_TAKE(FK_CHUNK);  /* a constant bound frees a register */
+            else
+                FK_DRAW_AND_TAKE(4 * quads);
             fk_chains_end(&c, g);
-            fk_pcg64_words(g, next - start - k, b->words + 1 + k);
+            if (k > next - start) {       /* a word too many: the new spare */
+                g->has_uint32 = 1;
+                g->uinteger = b->words[1 + next - start];
+            } else {
+                fk_pcg64_words(g, next - start - k, b->words + 1 + k);
+            }
             next_words = b->words + 1 - start;
         }
         FK_TAKE_REST(b->draws, k, cnt);
@@ -86,3 +101,4 @@ static void FK_NAME(fk_resample_buffers *b, fk_pcg64 *g, ptrdiff_t n FK_PARAMS)
 
 #undef FK_TAKE4
 #undef FK_TAKE_REST
+#undef FK_DRAW_AND_TAKE
