@@ -2,7 +2,8 @@
  * reduction.  Define before including:
  *
  *   FK_NAME         the function's name
- *   FK_PARAMS       its parameters after (fk_pcg64 *g, ptrdiff_t n)
+ *   FK_PARAMS       its parameters after (fk_resample_buffers *b, fk_pcg64 *g,
+ *                   ptrdiff_t n), with a leading comma
  *   FK_LOCALS       the reduction's variables, declared and initialised
  *   FK_TAKE(i, j)   use draw i, on chain j (0 to 3) of the reduction
  *   FK_CHUNK_END    after each chunk (fold the chains into the totals)
