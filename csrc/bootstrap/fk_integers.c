@@ -96,7 +96,7 @@ FK_SIMD_CLONES
 void fk_pcg64_bounded32(fk_pcg64 *g, uint32_t rng, const uint32_t *w, ptrdiff_t m,
                         uint32_t *out)
 {
-    const uint64_t excl = (uint64_t)rng + 1;
+    const uint32_t excl = rng + 1;   /* 32 bits: a 32x32-bit widening multiply below */
     uint32_t lowest = UINT32_MAX;
     ptrdiff_t i;
     for (i = 0; i < m; i++) {
