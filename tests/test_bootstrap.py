@@ -10,6 +10,7 @@ import scipy.stats
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from fastkern import _bootstrap
 from fastkern.bootstrap import (BLOCK_SIZE, BootstrapResult, ConfidenceInterval,
                                 DegenerateDataWarning, bootstrap)
 
@@ -114,6 +115,82 @@ def test_one_block_is_reproduced_by_a_numpy_loop(case):
             np.testing.assert_array_equal(got, expected)  # exact: order statistics, integers
         else:
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+# Large samples: many chunks per resample, in the kernels' pipelined loop, and
+# draws rejected by Lemire's method (some 20 per resample at n = 300,007) that
+# shift the stream by a 32-bit half.
+LARGE = np.random.default_rng(7).poisson(50.0, size=300_007).astype(np.float64)
+LARGE_Y = np.random.default_rng(8).poisson(20.0, size=200_003).astype(np.float64)
+
+
+@pytest.mark.parametrize("statistic, data, options, numpy_stat, exact", [
+    ("mean", LARGE, {}, np.mean, True),                       # integers: exact sums
+    ("mean", LARGE.astype(np.float32), {}, np.mean, False),
+    ("var", LARGE, {"ddof": 1}, lambda x: np.var(x, ddof=1), False),
+    ("std", LARGE.astype(np.float32), {"ddof": 0}, np.std, False),
+    ("median", LARGE, {}, np.median, True),
+    ("quantile", LARGE, {"q": 0.9}, lambda x: np.quantile(x, 0.9), True),
+    ("mean_diff", (LARGE, LARGE_Y), {}, None, True),
+])
+def test_large_sample_block_is_reproduced_by_a_numpy_loop(statistic, data, options,
+                                                          numpy_stat, exact):
+    samples = data if isinstance(data, tuple) else (data,)
+    res = bootstrap(data, statistic, n_resamples=BLOCK_SIZE + 3, method="percentile",
+                    seed=21, workers=2, **options)
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(21).spawn(2)[1]))
+    expected = []
+    for _ in range(3):
+        resample = [s[rng.integers(0, s.size, size=s.size)] for s in samples]
+        if statistic == "mean_diff":
+            expected.append(np.mean(resample[0]) - np.mean(resample[1]))
+        else:
+            expected.append(numpy_stat(resample[0]))
+    got = res.bootstrap_distribution[BLOCK_SIZE:]
+    if exact:
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-12 if data.dtype == np.float64
+                                   else 1e-6)
+
+
+@pytest.mark.parametrize("portable", [False, True])
+@pytest.mark.parametrize("spare", [False, True])
+def test_inline_pcg64_is_numpys_stream(portable, spare):
+    """The kernels' C copy of PCG64 (both forms of its 128-bit arithmetic) continues a
+    NumPy PCG64 exactly, with or without a spare 32-bit half in its state."""
+    for seed in [0, 1, 2**40 + 3, 12345678901234567890]:
+        bit_generator = np.random.PCG64(np.random.SeedSequence(seed))
+        if spare:
+            np.random.Generator(bit_generator).integers(0, 7, size=3, dtype=np.uint32)
+            assert bit_generator.state["has_uint32"]
+        got = _bootstrap._pcg64_raw(bit_generator, 1000, portable)
+        np.testing.assert_array_equal(got, bit_generator.random_raw(1000))
+
+
+# Bounds around the switch from 32-bit to 64-bit draws, with many rejections
+# (2**32 - 2, 3e9) and few (100,000).
+INTEGER_BOUNDS = [1, 2, 3, 1000, 100_000, 2**31 + 1, 3_000_000_000, 2**32 - 2, 2**32 - 1,
+                  2**32, 2**32 + 1, 2**40 + 5, 2**63 + 12345, 2**64 - 1]
+
+
+@pytest.mark.parametrize("n", INTEGER_BOUNDS)
+def test_inline_integers_are_generator_integers(n):
+    """fk_pcg64_integers gives Generator.integers(0, n, size) and leaves the stream
+    where NumPy leaves it, for counts around its chunk size and any spare."""
+    for count in [0, 1, 2, 3, 5, 255, 256, 257, 1001]:
+        for spare_draws in [0, 1, 2]:
+            bit_generator = np.random.PCG64(np.random.SeedSequence([n % 2**64, count]))
+            rng = np.random.Generator(bit_generator)
+            rng.integers(0, 5, size=spare_draws, dtype=np.uint32)   # odd: a spare half
+            got, state = _bootstrap._pcg64_integers(bit_generator, n, count)
+            expected = rng.integers(0, n, size=count, dtype=np.uint64)
+            np.testing.assert_array_equal(got, expected)
+            after = bit_generator.state
+            assert state["state"] == after["state"]["state"]
+            assert state["has_uint32"] == after["has_uint32"]
+            if state["has_uint32"]:
+                assert state["uinteger"] == after["uinteger"]
 
 
 @pytest.mark.parametrize("case", ["mean-counts", "median-even", "trimmed-normal", "std-ddof0",

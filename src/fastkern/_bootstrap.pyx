@@ -8,29 +8,40 @@ one bit generator per block).
 The random stream, which a plain NumPy loop reproduces
 ------------------------------------------------------
 Resample ``r`` belongs to block ``r // BLOCK_SIZE`` and is drawn from that block's
-bit generator after the block's earlier resamples.  For each sample ``k`` in turn
-(one sample when the data are paired) it draws ``n_k`` indices with NumPy's
-``random_bounded_uint64_fill(gen, 0, n_k - 1, ...)`` with Lemire's method, the C
-function behind ``Generator.integers(0, n_k, size=n_k)`` (or its uint32 twin, which
-runs the same loop; see _draw_chunk).  The indices are drawn ``CHUNK`` at a time:
-this gives the same stream, because the only state the function keeps between
-draws (PCG64's spare 32-bit half) lives in the bit generator itself.  The tests
+PCG64 stream after the block's earlier resamples.  For each sample ``k`` in turn
+(one sample when the data are paired) it draws ``n_k`` indices exactly as
+``Generator.integers(0, n_k, size=n_k)`` draws them: NumPy's
+``random_bounded_uint64_fill`` with Lemire's method, on 32-bit draws for
+``n_k <= 2**32``.  The draws are made by the C core in csrc/bootstrap, an inline
+copy of PCG64 and of that function (no call through NumPy's ``bitgen_t`` per
+draw), seeded from each bit generator's ``state``.  The indices are drawn
+``CHUNK`` at a time: this gives the same stream, because the only state kept
+between draws (PCG64's spare 32-bit half) lives in the stream itself.  The tests
 check all of this against NumPy.
 """
-from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, sqrt
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
-from numpy.random cimport bitgen_t
 
-cdef extern from "numpy/random/distributions.h" nogil:
-    # Exported by npyrandom but not declared in numpy.random.c_distributions.
-    void random_bounded_uint64_fill(bitgen_t *bitgen_state, uint64_t off, uint64_t rng,
-                                    Py_ssize_t cnt, bint use_masked, uint64_t *out)
-    void random_bounded_uint32_fill(bitgen_t *bitgen_state, uint32_t off, uint32_t rng,
-                                    Py_ssize_t cnt, bint use_masked, uint32_t *out)
+import numpy as np
+
+cdef extern from "bootstrap/fk_integers.h" nogil:
+    ctypedef struct fk_pcg64:
+        uint64_t state_hi, state_lo, inc_hi, inc_lo
+        uint32_t uinteger
+        int has_uint32
+    void fk_pcg64_integers(fk_pcg64 *g, uint64_t n, Py_ssize_t cnt, uint64_t *out)
+    void fk_pcg64_raw(fk_pcg64 *g, int portable, Py_ssize_t cnt, uint64_t *out)
+
+cdef extern from "bootstrap/fk_resample.h" nogil:
+    void fk_resample_sums_f64(fk_pcg64 *g, const double *x, Py_ssize_t n, double shift,
+                              int squares, double *s, double *ss)
+    void fk_resample_sums_f32(fk_pcg64 *g, const float *x, Py_ssize_t n, double shift,
+                              int squares, double *s, double *ss)
+    void fk_resample_counts(fk_pcg64 *g, const int64_t *inverse, Py_ssize_t n,
+                            int64_t *counts)
 
 ctypedef fused real_t:
     float
@@ -57,44 +68,77 @@ cpdef enum Statistic:
     TRIMMED_MEAN = 7
 
 
-cdef class BlockStreams:
-    """The bit generators of one bootstrap run: block b draws from ``bit_generators[b]``.
+cdef int _load_pcg64(object bit_generator, fk_pcg64 *g) except -1:
+    """g = the stream of a NumPy PCG64 bit generator, from its ``state``."""
+    state = bit_generator.state
+    if state.get("bit_generator") != "PCG64":
+        raise TypeError(f"expected a PCG64 bit generator, got "
+                        f"{type(bit_generator).__name__}")
+    mask = (1 << 64) - 1
+    s = state["state"]["state"]
+    inc = state["state"]["inc"]
+    g.state_hi = (s >> 64) & mask
+    g.state_lo = s & mask
+    g.inc_hi = (inc >> 64) & mask
+    g.inc_lo = inc & mask
+    g.has_uint32 = 1 if state["has_uint32"] else 0
+    g.uinteger = state["uinteger"]
+    return 0
 
-    Holds the generators (and so their states) for as long as the kernels use them.
+
+cdef class BlockStreams:
+    """The streams of one bootstrap run: block b draws from ``bit_generators[b]``.
+
+    Each stream starts where its PCG64 bit generator stands and then moves on
+    here, in C (the bit generators themselves are left as they were).
     """
-    cdef list _keep
-    cdef bitgen_t **gens
+    cdef fk_pcg64 *states
     cdef readonly Py_ssize_t n_blocks
 
     def __cinit__(self, list bit_generators):
-        self._keep = list(bit_generators)
-        self.n_blocks = len(self._keep)
-        self.gens = <bitgen_t **>malloc(max(1, self.n_blocks) * sizeof(bitgen_t *))
-        if self.gens == NULL:
+        self.n_blocks = len(bit_generators)
+        self.states = <fk_pcg64 *>malloc(max(1, self.n_blocks) * sizeof(fk_pcg64))
+        if self.states == NULL:
             raise MemoryError()
         for b in range(self.n_blocks):
-            self.gens[b] = <bitgen_t *>PyCapsule_GetPointer(self._keep[b].capsule,
-                                                            "BitGenerator")
+            _load_pcg64(bit_generators[b], &self.states[b])
 
     def __dealloc__(self):
-        free(self.gens)
+        free(self.states)
 
 
-cdef inline void _draw_chunk(bitgen_t *gen, Py_ssize_t n, Py_ssize_t cnt,
+cdef inline void _draw_chunk(fk_pcg64 *gen, Py_ssize_t n, Py_ssize_t cnt,
                              uint64_t *idx) noexcept nogil:
-    """cnt indices uniform in [0, n), as Generator.integers(0, n, size=cnt) draws them.
+    """cnt indices uniform in [0, n), as Generator.integers(0, n, size=cnt) draws them."""
+    fk_pcg64_integers(gen, n, cnt, idx)
 
-    For n - 1 < 2**32 - 1 both NumPy fill functions run the same 32-bit Lemire loop
-    on the same stream; the uint32 one is faster, so it is used and widened here.
-    """
-    cdef uint32_t small[CHUNK]
-    cdef Py_ssize_t k
-    if <uint64_t>(n - 1) < <uint64_t>0xFFFFFFFFU:
-        random_bounded_uint32_fill(gen, 0, <uint32_t>(n - 1), cnt, False, small)
-        for k in range(cnt):
-            idx[k] = small[k]
-    else:
-        random_bounded_uint64_fill(gen, 0, <uint64_t>(n - 1), cnt, False, idx)
+
+def _pcg64_raw(bit_generator, Py_ssize_t count, bint portable=False):
+    """The next ``count`` outputs of the C copy of a PCG64 bit generator (which is
+    not moved), as ``bit_generator.random_raw(count)``; ``portable`` uses the
+    two-64-bit-halves arithmetic of compilers without a 128-bit type.  For tests."""
+    cdef fk_pcg64 g
+    out = np.empty(count, dtype=np.uint64)
+    cdef uint64_t[::1] view = out
+    _load_pcg64(bit_generator, &g)
+    if count:
+        fk_pcg64_raw(&g, portable, count, &view[0])
+    return out
+
+
+def _pcg64_integers(bit_generator, uint64_t n, Py_ssize_t count):
+    """``Generator(bit_generator).integers(0, n, size=count)`` by the C core, and
+    the state it leaves (the bit generator is not moved).  For tests."""
+    cdef fk_pcg64 g
+    out = np.empty(count, dtype=np.uint64)
+    cdef uint64_t[::1] view = out
+    _load_pcg64(bit_generator, &g)
+    if count:
+        fk_pcg64_integers(&g, n, count, &view[0])
+    state = {"state": (int(g.state_hi) << 64) | int(g.state_lo),
+             "inc": (int(g.inc_hi) << 64) | int(g.inc_lo),
+             "has_uint32": g.has_uint32, "uinteger": g.uinteger}
+    return out, state
 
 
 # ---------------------------------------------------------------------------
@@ -134,33 +178,17 @@ cdef inline double _finish_moments(int kind, const moments_t *m, double ddof) no
     return min(1.0, max(-1.0, r))
 
 
-cdef void _draw_sums(bitgen_t *gen, const real_t *x, Py_ssize_t n, double shift,
+cdef void _draw_sums(fk_pcg64 *gen, const real_t *x, Py_ssize_t n, double shift,
                      bint squares, double *s, double *ss) noexcept nogil:
-    """Sums of d and d*d over n draws of d = x[i] - shift, i uniform in [0, n)."""
-    cdef uint64_t idx[CHUNK]
-    cdef Py_ssize_t done = 0, cnt, k
-    cdef double c1, c2, d
-    s[0] = 0
-    ss[0] = 0
-    while done < n:
-        cnt = min(<Py_ssize_t>CHUNK, n - done)
-        _draw_chunk(gen, n, cnt, idx)
-        c1 = 0
-        c2 = 0
-        if squares:
-            for k in range(cnt):
-                d = x[idx[k]] - shift
-                c1 += d
-                c2 += d * d
-        else:
-            for k in range(cnt):
-                c1 += x[idx[k]] - shift
-        s[0] += c1   # per-chunk partial sums: error grows with n / CHUNK, not n
-        ss[0] += c2
-        done += cnt
+    """Sums of d and d*d over n draws of d = x[i] - shift, i uniform in [0, n)
+    (four chains of additions per chunk; see csrc/bootstrap/fk_resample.h)."""
+    if real_t is double:
+        fk_resample_sums_f64(gen, x, n, shift, squares, s, ss)
+    else:
+        fk_resample_sums_f32(gen, x, n, shift, squares, s, ss)
 
 
-cdef void _draw_pair_sums(bitgen_t *gen, const real_t *x, const real_t *y, Py_ssize_t n,
+cdef void _draw_pair_sums(fk_pcg64 *gen, const real_t *x, const real_t *y, Py_ssize_t n,
                           double cx, double cy, bint products, moments_t *m) noexcept nogil:
     """The sums of moments_t over n draws of pairs (x[i], y[i])."""
     cdef uint64_t idx[CHUNK]
@@ -199,7 +227,7 @@ cdef void _draw_pair_sums(bitgen_t *gen, const real_t *x, const real_t *y, Py_ss
         done += cnt
 
 
-cdef double _resample_moments(bitgen_t *gen, int kind, const real_t *x, const real_t *y,
+cdef double _resample_moments(fk_pcg64 *gen, int kind, const real_t *x, const real_t *y,
                               Py_ssize_t nx, Py_ssize_t ny, double cx, double cy,
                               double ddof, bint paired) noexcept nogil:
     """The statistic of one resample, drawn from gen."""
@@ -236,7 +264,7 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
         raise ValueError("fewer streams than blocks")
     for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=n_threads):
         for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-            pout[r] = _resample_moments(streams.gens[b], kind, px, py, nx, ny, cx, cy,
+            pout[r] = _resample_moments(&streams.states[b], kind, px, py, nx, ny, cx, cy,
                                         ddof, paired)
 
 
@@ -375,17 +403,10 @@ cdef double _order_statistic(int kind, const int64_t *counts, const double *valu
     return _lerp(v_lo, values[u], gamma)
 
 
-cdef inline void _draw_counts(bitgen_t *gen, const int64_t *inverse, Py_ssize_t n,
+cdef inline void _draw_counts(fk_pcg64 *gen, const int64_t *inverse, Py_ssize_t n,
                               int64_t *counts) noexcept nogil:
     """Add n draws i, uniform in [0, n), to the histogram: counts[inverse[i]] += 1."""
-    cdef uint64_t idx[CHUNK]
-    cdef Py_ssize_t done = 0, cnt, k
-    while done < n:
-        cnt = min(<Py_ssize_t>CHUNK, n - done)
-        _draw_chunk(gen, n, cnt, idx)
-        for k in range(cnt):
-            counts[inverse[idx[k]]] += 1
-        done += cnt
+    fk_resample_counts(gen, inverse, n, counts)
 
 
 def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
@@ -411,7 +432,7 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
                 failed += 1
                 continue
             for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-                _draw_counts(streams.gens[b], pinv, n, counts)
+                _draw_counts(&streams.states[b], pinv, n, counts)
                 pout[r] = _order_statistic(kind, counts, pval, lo, hi, gamma)
                 memset(counts, 0, n_values * sizeof(int64_t))
         free(counts)
@@ -479,6 +500,6 @@ def fill_indices(BlockStreams streams, Py_ssize_t r0, const int64_t[::1] sizes,
         for r in range(max(r0, b * _BLOCK_SIZE), min(r1, (b + 1) * _BLOCK_SIZE)):
             col = 0
             for k in range(n_samples):
-                random_bounded_uint64_fill(streams.gens[b], 0, <uint64_t>(sizes[k] - 1),
-                                           sizes[k], False, <uint64_t *>&out[r - r0, col])
+                fk_pcg64_integers(&streams.states[b], sizes[k], sizes[k],
+                                  <uint64_t *>&out[r - r0, col])
                 col = col + sizes[k]

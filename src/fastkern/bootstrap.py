@@ -177,8 +177,9 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     quantile and trimmed mean) in O(n log n) time and O(n) memory; a callable is
     evaluated on the n leave-one-out samples in batches, O(n**2) work as in scipy.
 
-    Indices are drawn by NumPy's own C function, so for the default one sample of
-    length ``n``, block ``b`` is reproduced by::
+    Indices are drawn exactly as NumPy draws them (by a compiled copy of its PCG64
+    and of its bounded-integer method), so for the default one sample of length
+    ``n``, block ``b`` is reproduced by::
 
         children = np.random.SeedSequence(seed).spawn(n_blocks)
         rng = np.random.Generator(np.random.PCG64(children[b]))
