@@ -58,6 +58,9 @@ __device__ __forceinline__ float Exp(float x) { return expf(x); }
 __device__ __forceinline__ double Exp(double x) { return exp(x); }
 __device__ __forceinline__ float Log(float x) { return logf(x); }
 __device__ __forceinline__ double Log(double x) { return log(x); }
+// NaNs are passed over, as by the CPU kernels' maximum.
+__device__ __forceinline__ float Max(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ double Max(double a, double b) { return fmax(a, b); }
 
 template <typename A>
 __device__ __forceinline__ A NegativeInfinity() {
@@ -73,12 +76,11 @@ __device__ __forceinline__ A WarpSum(A x) {
   return x;
 }
 
-// NaNs are passed over, as by the CPU kernels' maximum.
 template <typename A>
 __device__ __forceinline__ A WarpMax(A x) {
 #pragma unroll
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    x = fmax(x, __shfl_xor_sync(kFullMask, x, offset));
+    x = Max(x, __shfl_xor_sync(kFullMask, x, offset));
   }
   return x;
 }
