@@ -58,6 +58,11 @@ __device__ __forceinline__ float Exp(float x) { return expf(x); }
 __device__ __forceinline__ double Exp(double x) { return exp(x); }
 __device__ __forceinline__ float Log(float x) { return logf(x); }
 __device__ __forceinline__ double Log(double x) { return log(x); }
+// 1 / x rounded to nearest, as the CPU's division: without the slow path of
+// IEEE division, a called subroutine that makes the kernel spill registers.
+__device__ __forceinline__ float Reciprocal(float x) { return __frcp_rn(x); }
+__device__ __forceinline__ double Reciprocal(double x) { return __drcp_rn(x); }
+
 // NaNs are passed over, as by the CPU kernels' maximum.
 __device__ __forceinline__ float Max(float a, float b) { return fmaxf(a, b); }
 __device__ __forceinline__ double Max(double a, double b) { return fmax(a, b); }

@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   }
 
   const bool any = row_sum > 0;
-  StoreRow(out + hi * dv, acc, any ? A(1) / row_sum : A(0), dv, lane);
+  StoreRow(out + hi * dv, acc, any ? Reciprocal(row_sum) : A(0), dv, lane);
   if (lane == 0) lse[hi] = any ? row_max + Log(row_sum) : NegativeInfinity<A>();
 }
 
