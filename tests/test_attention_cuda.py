@@ -1,20 +1,29 @@
 """fastkern.attention on CUDA: the GPU kernels against the CPU kernels, the
-dispatch of device arrays, the bindings' errors, and nvcc compiling each kernel.
+dispatch of device arrays, the bindings' errors, nvcc compiling each kernel, and
+the kernels themselves run on the CPU.
 
-Three groups, each skipped with its reason where it cannot run:
+Four groups, each skipped with its reason where it cannot run:
 - GPU tests (marked ``gpu``): need the built ``fastkern._cuda``, a CUDA device,
   and CuPy or PyTorch with CUDA;
 - the dispatch and binding tests: need the built ``fastkern._cuda`` (or not at
   all), no device; a fake device-array library backed by host memory checks
   what ``_device`` hands the binding;
-- the compile-only test: needs nvcc and the source tree.
+- the compile-only test: needs nvcc and the source tree;
+- the emulated kernels: the .cu sources compiled as C++ with
+  tests/cuda_emulation.h (a warp's lanes as threads meeting at every shuffle),
+  against the CPU kernels; need the CUDA headers, a C++20 compiler and the
+  source tree, no GPU.
 """
+import ctypes
 import gc
 import math
+import multiprocessing
 import os
+import re
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -662,3 +671,209 @@ def test_each_kernel_compiles_for_sm80_and_sm90(tmp_path):
     assert not failed, failed
     assert sorted(p.name for p in tmp_path.glob("*.o")) == sorted(
         src.stem + ".o" for src in CU_SOURCES)
+
+
+# ------------------------------------------- the kernels, run on the CPU
+
+EMULATION_ENTRY = r"""
+#include "attention/attention_backward_dkdv_cuda.h"
+#include "attention/attention_backward_dq_cuda.h"
+#include "attention/attention_forward_cuda.h"
+
+using namespace fastkern;
+
+template <typename T, typename I>
+int Run(int op, int64_t heads, int64_t n, int64_t m, int d, int dv, void** p, double scale) {
+  using A = AccumulatorT<T>;
+  auto c = [&](int i) { return static_cast<const I*>(p[i]); };
+  auto t = [&](int i) { return static_cast<T*>(p[i]); };
+  auto a = [&](int i) { return static_cast<A*>(p[i]); };
+  if (op == 0) {  // offsets, cols, order, q, k, v, out, lse
+    return CudaSparseAttentionForward<T, I>(heads, n, m, d, dv, c(0), c(1), c(2), t(3), t(4),
+                                            t(5), A(scale), t(6), a(7), nullptr);
+  }
+  if (op == 1) {  // offsets, cols, order, q, k, v, out, dout, lse, dq, delta
+    return CudaSparseAttentionBackwardQueries<T, I>(heads, n, m, d, dv, c(0), c(1), c(2),
+                                                    t(3), t(4), t(5), t(6), t(7), a(8),
+                                                    A(scale), t(9), a(10), nullptr);
+  }
+  // t_offsets, t_cols, t_order, q, k, v, dout, lse, delta, dk, dv
+  return CudaSparseAttentionBackwardKeys<T, I>(heads, n, m, d, dv, c(0), c(1), c(2), t(3),
+                                               t(4), t(5), t(6), a(7), a(8), A(scale), t(9),
+                                               t(10), nullptr);
+}
+
+template <typename T>
+int RunIndex(int index64, int op, int64_t heads, int64_t n, int64_t m, int d, int dv,
+             void** p, double scale) {
+  return index64 ? Run<T, int64_t>(op, heads, n, m, d, dv, p, scale)
+                 : Run<T, int32_t>(op, heads, n, m, d, dv, p, scale);
+}
+
+// dtype: 0 float32, 1 float64, 2 float16, 3 bfloat16
+extern "C" int fk_emulated(int dtype, int index64, int op, int64_t heads, int64_t n,
+                           int64_t m, int d, int dv, void** p, double scale) {
+  switch (dtype) {
+    case 0: return RunIndex<float>(index64, op, heads, n, m, d, dv, p, scale);
+    case 1: return RunIndex<double>(index64, op, heads, n, m, d, dv, p, scale);
+    case 2: return RunIndex<__half>(index64, op, heads, n, m, d, dv, p, scale);
+    default: return RunIndex<__nv_bfloat16>(index64, op, heads, n, m, d, dv, p, scale);
+  }
+}
+"""
+
+
+def _cuda_include():
+    nvcc = _find_nvcc()
+    if nvcc is None:
+        return None
+    dry = subprocess.run([nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+                         capture_output=True, text=True)
+    top = re.search(r"^#\$ TOP=(.+)$", dry.stdout + dry.stderr, re.MULTILINE)
+    root = Path(top.group(1).strip()).resolve() if top else Path(nvcc).resolve().parent.parent
+    include = root / "include"
+    return include if (include / "cuda_fp16.h").exists() else None
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    """The CUDA launchers compiled for the CPU with tests/cuda_emulation.h, via ctypes."""
+    include = _cuda_include()
+    if include is None or not CU_SOURCES:
+        pytest.skip("needs the CUDA headers (from nvcc's toolkit) and the source tree")
+    cxx = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    tmp = tmp_path_factory.mktemp("emulated")
+    launch = re.compile(r"(\w+<[^<>;]*>)\s*<<<([^;]*?)>>>\s*\(")
+    sources = []
+    for src in CU_SOURCES:
+        text = src.read_text()
+        text, launches = launch.subn(r"::emu::Launch(\2, \1, ", text)
+        text, shared = re.subn(r"extern __shared__ __align__\(\d+\) unsigned char shared\[\];",
+                               "unsigned char* shared = ::emu::shared_memory;", text)
+        assert launches and shared, f"{src.name}: launch or shared memory not recognised"
+        out = tmp / (src.stem + ".cpp")
+        out.write_text(f'#line 1 "{src}"\n' + text)
+        sources.append(out)
+    (tmp / "entry.cpp").write_text(EMULATION_ENTRY)
+    library = tmp / "emulated.so"
+    cmd = [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
+           "-include", str(Path(__file__).with_name("cuda_emulation.h")),
+           f"-I{CSRC}", f"-I{CSRC / 'attention'}", f"-I{include}",
+           *map(str, sources), str(tmp / "entry.cpp"), "-o", str(library)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode:
+        pytest.fail(f"compiling the kernels for the CPU failed:\n{result.stderr[-4000:]}")
+    return str(library)
+
+
+def _load(library):
+    lib = ctypes.CDLL(library)
+    lib.fk_emulated.restype = ctypes.c_int
+    lib.fk_emulated.argtypes = [ctypes.c_int] * 3 + [ctypes.c_int64] * 3 + [ctypes.c_int] * 2 + [
+        ctypes.POINTER(ctypes.c_void_p), ctypes.c_double]
+    return lib
+
+
+_EMULATED_DTYPES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
+
+
+def _to_bf16(a):
+    """bfloat16 bits (as uint16) of a, rounded to nearest even."""
+    bits = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    bits += 0x7FFF + ((bits >> 16) & 1)
+    return (bits >> 16).astype(np.uint16)
+
+
+def _from_bf16(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _emulated_call(lib, dtype, csr, op, heads, n, m, d, dv, arrays, scale):
+    pointers = (ctypes.c_void_p * len(arrays))(*(a.ctypes.data for a in arrays))
+    status = lib.fk_emulated(_EMULATED_DTYPES[dtype], int(csr.index_dtype == np.int64), op,
+                             heads, n, m, d, dv, pointers, scale)
+    assert status == 0
+
+
+def _emulated_attention(library, dtype, q, k, v, g, csr, scale):
+    """out, lse, dq, dk, dv from the emulated kernels, as float64.  They run in a
+    child process, so that a kernel that reads or writes out of bounds fails the
+    test instead of crashing the test run."""
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        future = pool.submit(_emulated_attention_here, library, dtype, q, k, v, g, csr, scale)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            pytest.fail("the emulated kernels crashed the process (out-of-bounds access?)")
+
+
+def _emulated_attention_here(library, dtype, q, k, v, g, csr, scale):
+    lib = _load(library)
+    lead, n, m, d, dv = q.shape[:-2], q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
+    heads = math.prod(lead)
+    store = {"float32": np.float32, "float64": np.float64, "float16": np.float16,
+             "bfloat16": np.uint16}[dtype]
+    acc = np.float64 if dtype == "float64" else np.float32
+    enc = _to_bf16 if dtype == "bfloat16" else (lambda a: np.ascontiguousarray(a, store))
+    dec = _from_bf16 if dtype == "bfloat16" else (lambda a: a)
+    q_, k_, v_, g_ = (enc(x) for x in (q, k, v, g))
+    out = np.full(lead + (n, dv), 7, store)       # every element must be written
+    lse = np.full(lead + (n,), 7, acc)
+    dq, delta = np.full(q.shape, 7, store), np.full(lead + (n,), 7, acc)
+    dk, dv_ = np.full(k.shape, 7, store), np.full(v.shape, 7, store)
+    t = csr.transpose()
+    index = [np.array(a) for a in (csr.row_offsets, csr.column_indices, csr.row_order)]
+    t_index = [np.array(a) for a in (t.row_offsets, t.column_indices, t.row_order)]
+    _emulated_call(lib, dtype, csr, 0, heads, n, m, d, dv, index + [q_, k_, v_, out, lse], scale)
+    _emulated_call(lib, dtype, csr, 1, heads, n, m, d, dv,
+                   index + [q_, k_, v_, out, g_, lse, dq, delta], scale)
+    _emulated_call(lib, dtype, csr, 2, heads, n, m, d, dv,
+                   t_index + [q_, k_, v_, g_, lse, delta, dk, dv_], scale)
+    out, dq, dk, dv_ = (dec(x).astype(np.float64) for x in (out, dq, dk, dv_))
+    return out, lse.astype(np.float64), dq, dk, dv_
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lead, n, m, d, dv, density", [
+    ((2,), 21, 17, 6, 5, 0.3),           # rectangular, Dv != D
+    ((1,), 40, 90, 33, 12, 0.6),         # rows of ~54 nonzeros: two chunks; 2 values per lane
+    ((3,), 9, 9, 130, 70, 0.5),          # 8 and 4 values per lane
+    ((2,), 5, 7, 1, 256, 0.5),           # head sizes at both ends
+])
+@pytest.mark.parametrize("index", ["int32", "int64"])
+def test_kernels_emulated_on_the_cpu_match_the_cpu_kernels(emulated, lead, n, m, d, dv,
+                                                           density, index, request):
+    if index == "int64":
+        request.getfixturevalue("int64_indices")
+    rng = np.random.default_rng(n + m + d)
+    q, k, v, g, mask = random_problem(rng, lead, n, m, d, dv, density, empty_rows=(1,))
+    csr = SparseCSR.from_dense(mask)
+    for dtype, tol in (("float64", 1e-12), ("float32", 1e-4)):
+        args = [x.astype(dtype) for x in (q, k, v, g)]
+        want_out, want_lse = sparse_attention(*args[:3], csr, return_lse=True)
+        want = (want_out, want_lse) + sparse_attention_backward(*args[:3], csr, args[3])
+        scale = d ** -0.5
+        got = _emulated_attention(emulated, dtype, *args, csr, scale)
+        for name, a, b in zip(("out", "lse", "dq", "dk", "dv"), got, want):
+            np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=f"{dtype} {name}")
+        assert np.all(got[0][..., 1, :] == 0) and np.all(got[1][..., 1] == -np.inf)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype, tol", [("float16", 5e-3), ("bfloat16", 4e-2)])
+def test_kernels_emulated_on_the_cpu_half_precision(emulated, dtype, tol):
+    rng = np.random.default_rng(14)
+    q, k, v, g, mask = random_problem(rng, (2,), 24, 40, 16, 16, 0.4, empty_rows=(0,))
+    csr = SparseCSR.from_dense(mask)
+    if dtype == "float16":
+        rounded = [x.astype(np.float16).astype(np.float64) for x in (q, k, v, g)]
+    else:
+        rounded = [_from_bf16(_to_bf16(x)).astype(np.float64) for x in (q, k, v, g)]
+    want_out, want_lse = sparse_attention(*rounded[:3], csr, return_lse=True)
+    want = (want_out, want_lse) + sparse_attention_backward(*rounded[:3], csr, rounded[3])
+    got = _emulated_attention(emulated, dtype, *rounded, csr, 16 ** -0.5)
+    for name, a, b in zip(("out", "lse", "dq", "dk", "dv"), got, want):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=f"{dtype} {name}")
