@@ -739,7 +739,8 @@ def _cuda_include():
 def emulated(tmp_path_factory):
     """The CUDA launchers compiled for the CPU with tests/cuda_emulation.h, via ctypes."""
     include = _cuda_include()
-    if include is None or not CU_SOURCES:
+    emulation = Path(__file__).with_name("cuda_emulation.h")
+    if include is None or not CU_SOURCES or not emulation.exists():
         pytest.skip("needs the CUDA headers (from nvcc's toolkit) and the source tree")
     cxx = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
     if cxx is None:
@@ -759,7 +760,7 @@ def emulated(tmp_path_factory):
     (tmp / "entry.cpp").write_text(EMULATION_ENTRY)
     library = tmp / "emulated.so"
     cmd = [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
-           "-include", str(Path(__file__).with_name("cuda_emulation.h")),
+           "-include", str(emulation),
            f"-I{CSRC}", f"-I{CSRC / 'attention'}", f"-I{include}",
            *map(str, sources), str(tmp / "entry.cpp"), "-o", str(library)]
     result = subprocess.run(cmd, capture_output=True, text=True)
