@@ -10,8 +10,20 @@ Conventions, so that a new kernel needs no change here:
 OpenMP flags are found by compiling and running a probe program; without them
 every extension still builds and runs serially (``FASTKERN_OPENMP=0`` forces that).
 ``FASTKERN_DEBUG=1`` turns Cython's bounds and wraparound checks back on.
+
+CUDA (Linux): where nvcc is found, ``csrc/*/*.cu`` are compiled with it and linked,
+with ``csrc/attention/bindings.cpp`` and the static CUDA runtime, into the pybind11
+extension ``fastkern._cuda`` (never against libtorch: it takes device pointers).
+``FASTKERN_CUDA=1`` makes a missing nvcc or a failed CUDA compile an error,
+``FASTKERN_CUDA=0`` skips CUDA; unset, a failed CUDA compile is a warning and the
+rest still builds.  ``FASTKERN_CUDA_ARCH`` lists the targets: ``sm_XY`` for machine
+code, ``compute_XY`` for PTX the driver compiles at load time (default
+``sm_80,sm_90,compute_90``); nvcc's ``native``, ``all`` and ``all-major`` also work.
+nvcc is looked for in ``$CUDA_HOME/bin``, ``$CUDA_PATH/bin``, ``PATH`` and
+``/usr/local/cuda/bin``; ``$CUDAHOSTCXX`` picks its host compiler.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent.resolve()
 DEBUG = os.environ.get("FASTKERN_DEBUG", "0") == "1"
@@ -130,4 +143,154 @@ def extensions():
                      compile_time_env={"FASTKERN_DEBUG": DEBUG})
 
 
-setup(ext_modules=extensions())
+# ---------------------------------------------------------------------- CUDA
+
+CUDA_ARCH_DEFAULT = "sm_80,sm_90,compute_90"
+
+
+def cuda_mode():
+    """"0" (skip), "1" (required) or "auto" (where nvcc is found), from FASTKERN_CUDA."""
+    mode = os.environ.get("FASTKERN_CUDA", "").strip() or "auto"
+    if mode not in ("0", "1", "auto"):
+        raise SystemExit(f"FASTKERN_CUDA must be 0, 1 or unset, got {mode!r}")
+    return mode
+
+
+def find_nvcc():
+    """Path of nvcc, or None."""
+    candidates = [os.path.join(os.environ[var], "bin", "nvcc")
+                  for var in ("CUDA_HOME", "CUDA_PATH") if os.environ.get(var)]
+    candidates += [shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"]
+    for path in filter(None, candidates):
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return os.path.realpath(path)
+    return None
+
+
+def cuda_root(nvcc):
+    """The toolkit nvcc belongs to, as nvcc reports it (nvcc may be a wrapper script)."""
+    dry = subprocess.run([nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+                         capture_output=True, text=True)
+    top = re.search(r"^#\$ TOP=(.+)$", dry.stdout + dry.stderr, re.MULTILINE)
+    return Path(top.group(1).strip() if top else Path(nvcc).parent.parent).resolve()
+
+
+def cuda_library_dir(root):
+    """The folder of the toolkit at root that holds libcudart_static.a."""
+    for sub in ("lib64", "lib", *sorted(glob("targets/*/lib", root_dir=root))):
+        if (root / sub / "libcudart_static.a").is_file():
+            return root / sub
+    raise SystemExit(f"fastkern: libcudart_static.a not found under {root}")
+
+
+def cuda_arch_flags(spec):
+    """nvcc target flags for a FASTKERN_CUDA_ARCH value."""
+    flags = []
+    for item in filter(None, re.split(r"[,;\s]+", spec)):
+        match = re.fullmatch(r"(sm|compute)_(\d+[af]?)", item)
+        if item in ("native", "all", "all-major"):
+            flags.append(f"-arch={item}")
+        elif match:
+            kind, cc = match.groups()
+            flags.append(f"-gencode=arch=compute_{cc},code={kind}_{cc}")
+        else:
+            raise SystemExit(f"FASTKERN_CUDA_ARCH: expected items like sm_90 or compute_90 "
+                             f"(or native, all, all-major), got {item!r}")
+    if not flags:
+        raise SystemExit("FASTKERN_CUDA_ARCH names no target")
+    return flags
+
+
+def _version():
+    text = (HERE / "src" / "fastkern" / "_version.py").read_text()
+    return re.search(r"__version__\s*=\s*[\"']([^\"']+)", text).group(1)
+
+
+def cuda_extension():
+    """The pybind11 extension fastkern._cuda, or None where CUDA is skipped."""
+    mode = cuda_mode()
+    if mode == "0":
+        return None
+    nvcc = find_nvcc() if sys.platform.startswith("linux") else None
+    if nvcc is None:
+        where = ("nvcc was not found (looked in $CUDA_HOME/bin, $CUDA_PATH/bin, PATH and "
+                 "/usr/local/cuda/bin)" if sys.platform.startswith("linux")
+                 else f"the CUDA build is supported on Linux only, not {sys.platform}")
+        if mode == "1":
+            raise SystemExit(f"FASTKERN_CUDA=1, but {where}")
+        print(f"fastkern: {where}; building without CUDA kernels", file=sys.stderr)
+        return None
+    try:
+        from pybind11.setup_helpers import Pybind11Extension
+    except ImportError:
+        if mode == "1":
+            raise SystemExit("FASTKERN_CUDA=1, but pybind11 is not installed") from None
+        print("fastkern: pybind11 not installed; building without CUDA kernels", file=sys.stderr)
+        return None
+
+    root = cuda_root(nvcc)
+    ext = Pybind11Extension(
+        "fastkern._cuda",
+        sorted(glob("csrc/*/bindings.cpp")),
+        include_dirs=["csrc", str(root / "include")],
+        library_dirs=[str(cuda_library_dir(root))],
+        libraries=["cudart_static", "dl", "rt", "pthread"],
+        # cudart's symbols stay private to the module
+        extra_link_args=["-Wl,--exclude-libs,libcudart_static.a"],
+        define_macros=[("FASTKERN_VERSION", f'"{_version()}"')],
+        cxx_std=17,
+        # unset FASTKERN_CUDA: a failed CUDA build is a warning, not the end of the install
+        optional=mode != "1",
+    )
+    ext.cuda_sources = sorted(glob("csrc/*/*.cu"))
+    ext.cuda_depends = sorted(glob("csrc/*/*.cuh") + glob("csrc/*/*_cuda.h"))
+    ext.nvcc = nvcc
+    ext.nvcc_flags = [
+        "-O3", "-std=c++17", "-DNDEBUG", "-Icsrc",
+        "--compiler-options=-fPIC,-fvisibility=hidden",
+        *(["-ccbin", os.environ["CUDAHOSTCXX"]] if os.environ.get("CUDAHOSTCXX") else []),
+        *cuda_arch_flags(os.environ.get("FASTKERN_CUDA_ARCH", CUDA_ARCH_DEFAULT)),
+    ]
+    return ext
+
+
+class BuildExt(build_ext):
+    """build_ext that first compiles an extension's ``cuda_sources`` with nvcc, in
+    parallel, and links the objects in."""
+
+    def build_extension(self, ext):
+        sources = getattr(ext, "cuda_sources", ())
+        if sources:
+            ext.extra_objects = list(ext.extra_objects or []) + self._nvcc_compile(ext)
+        super().build_extension(ext)
+
+    def _nvcc_compile(self, ext):
+        from concurrent.futures import ThreadPoolExecutor
+        from setuptools.errors import CompileError
+
+        out_dir = Path(self.build_temp) / "cuda"
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+        def compile_one(src):
+            obj = out_dir / (Path(src).stem + ".o")
+            deps = [src, *ext.cuda_depends]
+            if self.force or not obj.exists() or any(
+                    os.path.getmtime(dep) > obj.stat().st_mtime for dep in deps):
+                cmd = [ext.nvcc, "-c", src, "-o", str(obj), *ext.nvcc_flags]
+                print(" ".join(cmd), file=sys.stderr)
+                result = subprocess.run(cmd, capture_output=True, text=True)
+                if result.returncode:
+                    raise CompileError(f"nvcc failed on {src}:\n{result.stdout}{result.stderr}")
+            return str(obj)
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            return list(pool.map(compile_one, ext.cuda_sources))
+
+
+def all_extensions():
+    exts = extensions()
+    cuda = cuda_extension()
+    return exts + ([cuda] if cuda is not None else [])
+
+
+setup(ext_modules=all_extensions(), cmdclass={"build_ext": BuildExt})

@@ -141,7 +141,7 @@ def test_bad_tensors():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.gpu
-def test_cuda_tensors_raise_clearly():
+def test_cuda_and_cpu_tensors_mixed_raise_clearly():
     q = torch.randn(4, 8, device="cuda")
-    with pytest.raises(NotImplementedError, match="CPU"):
-        sparse_attention(q, q, q, np.ones((4, 4), dtype=bool))
+    with pytest.raises(TypeError, match="host array"):
+        sparse_attention(q, q.cpu(), q, np.ones((4, 4), dtype=bool))

@@ -1,4 +1,4 @@
-"""CSR-sparse scaled dot-product attention on the CPU, forward and backward.
+"""CSR-sparse scaled dot-product attention on CPUs and CUDA GPUs, forward and backward.
 
 Masks
 -----
@@ -15,7 +15,9 @@ The op
 ``sparse_attention(q, k, v, mask)`` and ``sparse_attention_backward(q, k, v, mask,
 grad_out)`` take q (..., N, D), k and v (..., M, D) in float32 or float64 and a
 SparseCSR or boolean (N, M) mask.  ``fastkern.attention.torch`` wraps them as an
-autograd function and a timm-style ``Attention`` module (needs PyTorch).
+autograd function and a timm-style ``Attention`` module (needs PyTorch).  GPU
+arrays (CuPy, Numba, PyTorch CUDA tensors) run on the CUDA kernels, where fastkern
+was built with them, and may also be float16 or bfloat16.
 
 Examples
 --------

@@ -4,7 +4,7 @@ Arrays are checked and brought to the kernels' layout here, with the GIL held;
 the kernels in ``fastkern._attention`` then run without it.  Dispatch is by the
 kind of array: NumPy arrays (and anything ``numpy.asarray`` takes) run on the CPU
 kernels; device arrays (``__cuda_array_interface__`` or a DLPack capsule on a
-GPU) are recognised and refused with a clear error until a CUDA backend exists.
+GPU) go to the CUDA kernels through ``_device``.
 """
 import math
 import numbers
@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _attention
 from .._workers import resolve_workers
+from . import _device
 from .csr import SparseCSR
 
 __all__ = ["sparse_attention", "sparse_attention_backward"]
@@ -32,8 +33,8 @@ def _reject_device_array(x, name):
         except Exception:
             on_device = False
     if on_device:
-        raise TypeError(f"{name} is a GPU array; fastkern.attention runs on the CPU in this "
-                        f"build (pass a NumPy array or a CPU tensor)")
+        raise TypeError(f"{name} is a GPU array but q, k and v are host arrays: pass them "
+                        f"all on the host, or all on one GPU")
 
 
 def _as_float_array(x, name):
@@ -148,8 +149,9 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
     Parameters
     ----------
     q : array_like, shape (..., N, D)
-        Queries, float32 or float64.  Leading axes (batch, heads, ...) are
-        independent problems sharing the mask.
+        Queries, float32 or float64 (on a GPU also float16 and bfloat16, see
+        Notes).  Leading axes (batch, heads, ...) are independent problems
+        sharing the mask.
     k : array_like, shape (..., M, D)
         Keys, same dtype and leading axes as ``q``.
     v : array_like, shape (..., M, Dv)
@@ -179,16 +181,30 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
     ------
     TypeError
         For a dtype other than float32/float64, different dtypes among q, k, v,
-        a mask that is neither a SparseCSR nor boolean, a non-real scale, or a
-        GPU array.
+        a mask that is neither a SparseCSR nor boolean, a non-real scale, or
+        host and GPU arrays mixed.
     ValueError
         For shapes that do not match (leading axes, D between q and k, M between
         k and v, mask not (N, M)), a zero D or Dv, a non-finite scale, or
         ``workers=0``.
 
+    NotImplementedError
+        For GPU arrays in a build without the CUDA kernels.
+
     See Also
     --------
     sparse_attention_backward, SparseCSR, fastkern.attention.torch.sparse_attention
+
+    Notes
+    -----
+    GPU arrays (CuPy, Numba device arrays, PyTorch CUDA tensors: anything with
+    ``__cuda_array_interface__`` or a DLPack capsule on a CUDA device) run on the
+    CUDA kernels, on the arrays' device and the library's current stream, and
+    give arrays of the same library.  There q, k, v may also be float16 or
+    bfloat16, summed in float32; ``lse`` is float32 for those and float32 inputs,
+    float64 for float64; head sizes D and Dv are at most 256; ``workers`` is
+    unused.  The mask stays on the host: a SparseCSR is copied to each device
+    once and kept there for the life of the object.
 
     Examples
     --------
@@ -200,6 +216,9 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
     >>> sparse_attention(q, k, v, mask).shape
     (2, 4, 6, 8)
     """
+    if _device.on_device(q, k, v):
+        return _device.sparse_attention(q, k, v, mask, scale=scale, workers=workers,
+                                        return_lse=return_lse)
     q, k, v, csr, scale, n_threads = _prepare(q, k, v, mask, scale, workers)
     lead, n = q.shape[:-2], q.shape[-2]
     out, lse = _forward(_heads(q), _heads(k), _heads(v), csr, scale, n_threads)
@@ -252,6 +271,9 @@ def sparse_attention_backward(q, k, v, mask, grad_out, *, scale=None, workers=No
     >>> dq.shape, dk.shape, dv.shape
     ((5, 8), (5, 8), (5, 8))
     """
+    if _device.on_device(q, k, v, grad_out, out, lse):
+        return _device.sparse_attention_backward(q, k, v, mask, grad_out, scale=scale,
+                                                 workers=workers, out=out, lse=lse)
     q, k, v, csr, scale, n_threads = _prepare(q, k, v, mask, scale, workers)
     lead, n, m = q.shape[:-2], q.shape[-2], k.shape[-2]
     out_shape = lead + (n, v.shape[-1])

@@ -9,8 +9,8 @@ can swap their attention for a sparse one::
     block.attn = Attention(dim, num_heads, qkv_bias=True, attn_mask=mask)
 
 Tensors stay where they are: the CPU kernels read and write their memory
-through NumPy views.  CUDA tensors are refused with a clear error in this
-build.
+through NumPy views, and CUDA tensors go to the CUDA kernels (where fastkern
+was built with them) on the tensors' device and PyTorch's current stream.
 """
 import numpy as np
 import torch
@@ -29,16 +29,25 @@ _DTYPES = (torch.float32, torch.float64)
 def _check_tensor(x, name):
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.device.type == "cuda":
+        return  # dtypes and the build are checked on the CUDA path
     if x.device.type != "cpu":
         raise NotImplementedError(
-            f"{name} is on {x.device}; fastkern.attention has CPU kernels only in this "
-            f"build, so move the tensors to the CPU (GPU kernels are planned)")
+            f"{name} is on {x.device}; fastkern.attention runs on CPU and CUDA tensors")
     if x.dtype not in _DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
 
 
 def _numpy(x):
+    """What the ops take: a NumPy view of a CPU tensor; a CUDA tensor as it is."""
+    if x.device.type == "cuda":
+        return x.detach()
     return x.detach().contiguous().numpy()
+
+
+def _tensor(a):
+    """A tensor of what the ops return: NumPy arrays (CPU) or tensors (CUDA)."""
+    return a if isinstance(a, torch.Tensor) else torch.from_numpy(a)
 
 
 def _as_mask(mask):
@@ -46,14 +55,14 @@ def _as_mask(mask):
         return mask
     if isinstance(mask, torch.Tensor):
         _check_tensor_mask(mask)
-        mask = mask.numpy()
+        mask = mask.detach().cpu().numpy()
     return SparseCSR.from_dense(mask)
 
 
 def _check_tensor_mask(mask):
-    if mask.device.type != "cpu":
-        raise NotImplementedError(f"mask is on {mask.device}; pass a SparseCSR or a CPU "
-                                  f"tensor (CPU kernels only in this build)")
+    if mask.device.type not in ("cpu", "cuda"):
+        raise NotImplementedError(f"mask is on {mask.device}; pass a SparseCSR, or a CPU "
+                                  f"or CUDA tensor")
     if mask.dtype != torch.bool:
         raise TypeError(f"mask must be a SparseCSR or a boolean tensor, got {mask.dtype}")
 
@@ -70,8 +79,8 @@ class SparseAttentionFunction(torch.autograd.Function):
     def forward(ctx, q, k, v, mask, scale, workers):
         out, lse = _np_sparse_attention(_numpy(q), _numpy(k), _numpy(v), mask, scale=scale,
                                         workers=workers, return_lse=True)
-        out = torch.from_numpy(out)
-        ctx.save_for_backward(q, k, v, out, torch.from_numpy(lse))
+        out = _tensor(out)
+        ctx.save_for_backward(q, k, v, out, _tensor(lse))
         ctx.mask = mask
         ctx.scale = scale
         ctx.workers = workers
@@ -83,12 +92,12 @@ class SparseAttentionFunction(torch.autograd.Function):
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = _np_sparse_attention_backward(
             _numpy(q), _numpy(k), _numpy(v), ctx.mask, _numpy(grad_out), scale=ctx.scale,
-            workers=ctx.workers, out=out.numpy(), lse=lse.numpy())
-        return torch.from_numpy(dq), torch.from_numpy(dk), torch.from_numpy(dv), None, None, None
+            workers=ctx.workers, out=_numpy(out), lse=_numpy(lse))
+        return _tensor(dq), _tensor(dk), _tensor(dv), None, None, None
 
 
 def sparse_attention(q, k, v, mask, *, scale=None, workers=None):
-    """Differentiable CSR-sparse attention on CPU tensors.
+    """Differentiable CSR-sparse attention on CPU or CUDA tensors.
 
     Same computation as :func:`fastkern.attention.sparse_attention`:
     ``softmax(q k^T * scale)`` over the positions ``mask`` allows, times ``v``;
@@ -99,7 +108,9 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None):
     q : torch.Tensor, shape (..., N, D)
     k : torch.Tensor, shape (..., M, D)
     v : torch.Tensor, shape (..., M, Dv)
-        CPU tensors, float32 or float64, one dtype, the same leading axes.
+        CPU tensors, float32 or float64, or CUDA tensors, also float16 or
+        bfloat16 (see :func:`fastkern.attention.sparse_attention`); one dtype,
+        one device, the same leading axes.
     mask : SparseCSR, or bool ndarray or tensor, shape (N, M)
         Allowed positions; a SparseCSR built once is the fast way.
     scale : float, optional
@@ -114,7 +125,8 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None):
     Raises
     ------
     NotImplementedError
-        For CUDA (or other non-CPU) tensors.
+        For tensors on devices other than the CPU and CUDA, and for CUDA
+        tensors in a build without the CUDA kernels.
     TypeError, ValueError
         As for :func:`fastkern.attention.sparse_attention`.
 
