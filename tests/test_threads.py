@@ -23,7 +23,42 @@ def _convolve_cases():
     return cases
 
 
-KERNELS = {"convolve": _convolve_cases}
+def _bootstrap_cases():
+    rng = np.random.default_rng(1)
+    x = rng.poisson(4.0, size=3000).astype(float)
+    y = x + rng.normal(size=3000)
+    cases = []
+    for statistic, kwargs in [("mean", {}), ("median", {"method": "percentile"}),
+                              ("trimmed_mean", {"proportiontocut": 0.1}),
+                              ("quantile", {"q": 0.25, "method": "basic"})]:
+        cases.append(lambda s=statistic, kw=kwargs: fastkern.bootstrap(
+            x, s, n_resamples=300, seed=3, workers=2, **kw).bootstrap_distribution)
+    cases.append(lambda: fastkern.bootstrap((x, y), "pearsonr", paired=True, n_resamples=300,
+                                            seed=4, workers=1).confidence_interval)
+    return cases
+
+
+def _gibbs_cases():
+    years, counts = fastkern.datasets.coal_mining_disasters()
+    return [lambda: fastkern.gibbs(2000, 2, chains=3, seed=5, workers=2),
+            lambda: fastkern.gibbs_switchpoint(counts, 500, chains=2, seed=6, workers=1)]
+
+
+def _attention_cases():
+    from fastkern.attention import (SparseCSR, local_2d_pattern, sparse_attention,
+                                    sparse_attention_backward)
+
+    rng = np.random.default_rng(7)
+    mask = SparseCSR.from_dense(local_2d_pattern(12, 12, 2))
+    q, k, v, g = (rng.standard_normal((2, 144, 16)) for _ in range(4))
+    return [lambda: sparse_attention(q, k, v, mask, workers=2),
+            lambda: sparse_attention_backward(q, k, v, mask, g, workers=1),
+            lambda: sparse_attention(q.astype(np.float32), k.astype(np.float32),
+                                     v.astype(np.float32), mask, workers=1)]
+
+
+KERNELS = {"convolve": _convolve_cases, "bootstrap": _bootstrap_cases,
+           "gibbs": _gibbs_cases, "attention": _attention_cases}
 
 
 def _assert_same(got, want):
