@@ -109,6 +109,12 @@ def openmp_flags():
     return None
 
 
+# Topics whose results a plain NumPy loop reproduces bit for bit (random draws
+# through NumPy's own C distributions): no fused multiply-adds there, which
+# GCC/clang would otherwise form where the target has them (aarch64, ppc64le).
+EXACT_TOPICS = {"bootstrap", "gibbs"}
+
+
 def base_compile_args():
     if _compiler().compiler_type == "msvc":
         return ["/O2"]
@@ -130,17 +136,21 @@ def extensions():
         name = Path(pyx).stem                      # "_convolve"
         topic = name.lstrip("_")                   # "convolve"
         sources = [pyx] + sorted(glob(f"csrc/{topic}/*.c"))
+        exact = ["-ffp-contract=off"] if topic in EXACT_TOPICS and "-O3" in cflags else []
         exts.append(Extension(
             f"fastkern.{name}", sources,
             include_dirs=[np.get_include(), "csrc"],
             library_dirs=[os.path.normpath(npyrandom_dir)],
             libraries=libraries,
             define_macros=macros,
-            extra_compile_args=cflags,
+            extra_compile_args=cflags + exact,
             extra_link_args=ldflags,
         ))
+    # a debug build writes its C elsewhere: cythonize compares timestamps only, and
+    # would otherwise reuse the release build's C
     return cythonize(exts, compiler_directives=DIRECTIVES,
-                     compile_time_env={"FASTKERN_DEBUG": DEBUG})
+                     compile_time_env={"FASTKERN_DEBUG": DEBUG},
+                     build_dir="build/cython-debug" if DEBUG else None)
 
 
 # ---------------------------------------------------------------------- CUDA

@@ -29,7 +29,7 @@ def main(argv=None):
     print(json.dumps(config, indent=2))
     print()
 
-    header = (f"{'kernel':<14} {'workload':<44} {'reference':<32} {'reference':>12} "
+    header = (f"{'kernel':<18} {'workload':<44} {'reference':<32} {'reference':>12} "
               f"{'1 thread':>12} {'all threads':>12} {'speed-up':>9} {'threads x':>9} "
               f"{'max diff':>10}")
     print(header)
@@ -41,10 +41,10 @@ def main(argv=None):
             rows = module.workload(quick=args.quick)
         except Exception as exc:  # one broken topic must not hide the others
             failed = True
-            print(f"{topic:<14} FAILED: {type(exc).__name__}: {exc}")
+            print(f"{topic:<18} FAILED: {type(exc).__name__}: {exc}")
             continue
         for r in rows:
-            print(f"{r.kernel:<14} {r.workload:<44.44} {r.reference:<32.32} {_fmt_time(r.t_ref)} "
+            print(f"{r.kernel:<18} {r.workload:<44.44} {r.reference:<32.32} {_fmt_time(r.t_ref)} "
                   f"{_fmt_time(r.t_one)} {_fmt_time(r.t_all)} {r.t_ref / r.t_all:8.1f}x "
                   f"{r.t_one / r.t_all:8.2f}x {r.max_diff:10.2e}")
             sys.stdout.flush()
