@@ -15,8 +15,8 @@ except ImportError as exc:  # pragma: no cover - the [dask] extra is missing
 
 from . import _seeding
 from . import convolve as _convolve
-from .gibbs import (_as_counts, _check_int, _check_positive, bivariate_chains,
-                    switchpoint_chains)
+from ._validation import check_int
+from .gibbs import _as_counts, _check_positive, bivariate_chains, switchpoint_chains
 from .bootstrap import _plan as _bootstrap_plan
 from .bootstrap import finish as _bootstrap_finish
 from .bootstrap import resample_blocks as _resample_blocks
@@ -239,10 +239,10 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, chains_per_task=1, workers_
     >>> bool(np.array_equal(lazy.compute(), fastkern.gibbs(1000, 10, chains=4, seed=42)))
     True
     """
-    n = _check_int(n, "n", 0)
-    thin = _check_int(thin, "thin", 1)
-    chains = _check_int(chains, "chains", 1)
-    burn = _check_int(burn, "burn", 0)
+    n = check_int(n, "n", 0)
+    thin = check_int(thin, "thin", 1)
+    chains = check_int(chains, "chains", 1)
+    burn = check_int(burn, "burn", 0)
     root = _seeding.root_seed(seed)
     pieces = [da.from_delayed(dask.delayed(bivariate_chains, pure=True)(
                   root, first, stop, n, thin, burn, workers_per_task),
@@ -272,10 +272,10 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     True
     """
     counts, missing = _as_counts(counts)
-    n = _check_int(n, "n", 0)
-    thin = _check_int(thin, "thin", 1)
-    chains = _check_int(chains, "chains", 1)
-    burn = _check_int(burn, "burn", 0)
+    n = check_int(n, "n", 0)
+    thin = check_int(thin, "thin", 1)
+    chains = check_int(chains, "chains", 1)
+    burn = check_int(burn, "burn", 0)
     alpha = _check_positive(alpha, "alpha")
     beta = _check_positive(beta, "beta")
     root = _seeding.root_seed(seed)

@@ -1,11 +1,11 @@
 """Gibbs samplers whose chains run in parallel, without the GIL: the bivariate
 benchmark sampler and the Poisson switchpoint model with gamma priors."""
 import numbers
-import operator
 
 import numpy as np
 
 from . import _gibbs, _seeding
+from ._validation import check_int
 from ._workers import resolve_workers
 
 __all__ = ["gibbs", "gibbs_switchpoint"]
@@ -114,10 +114,10 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, workers=None):
     >>> np.array_equal(samples[1], numpy_gibbs(1000, 10, 100, rng))
     True
     """
-    n = _check_int(n, "n", 0)
-    thin = _check_int(thin, "thin", 1)
-    chains = _check_int(chains, "chains", 1)
-    burn = _check_int(burn, "burn", 0)
+    n = check_int(n, "n", 0)
+    thin = check_int(thin, "thin", 1)
+    chains = check_int(chains, "chains", 1)
+    burn = check_int(burn, "burn", 0)
     return bivariate_chains(_seeding.root_seed(seed), 0, chains, n, thin, burn,
                             resolve_workers(workers))
 
@@ -245,10 +245,10 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     (3.1, 0.9)
     """
     counts, missing = _as_counts(counts)
-    n = _check_int(n, "n", 0)
-    thin = _check_int(thin, "thin", 1)
-    chains = _check_int(chains, "chains", 1)
-    burn = _check_int(burn, "burn", 0)
+    n = check_int(n, "n", 0)
+    thin = check_int(thin, "thin", 1)
+    chains = check_int(chains, "chains", 1)
+    burn = check_int(burn, "burn", 0)
     alpha = _check_positive(alpha, "alpha")
     beta = _check_positive(beta, "beta")
     return switchpoint_chains(_seeding.root_seed(seed), 0, chains, counts, missing, n, thin,
@@ -282,18 +282,6 @@ def switchpoint_chains(root, first, stop, counts, missing, n, thin, burn, alpha,
 
 # ---------------------------------------------------------------------------
 # validation
-
-def _check_int(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
 
 def _check_positive(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

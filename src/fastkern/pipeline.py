@@ -3,8 +3,8 @@ steps release the GIL (fastkern's kernels, NumPy, I/O)."""
 import collections
 import concurrent.futures as cf
 import itertools
-import operator
 
+from ._validation import check_int
 from ._workers import get_workers
 
 __all__ = ["parallel_map"]
@@ -37,17 +37,7 @@ class _Pipeline:
 
 
 def _check_count(value, name, minimum):
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer or None, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer or None, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
+    return None if value is None else check_int(value, name, minimum)
 
 
 def parallel_map(fn, iterable, *, num_parallel_calls=None, prefetch=None, ordered=True):

@@ -11,9 +11,10 @@ Builders work on blocks of rows, so their temporaries stay small beside the
 """
 import math
 import numbers
-import operator
 
 import numpy as np
+
+from .._validation import check_int
 
 __all__ = [
     "axial_2d_pattern",
@@ -35,15 +36,7 @@ _BLOCK_ELEMENTS = 1 << 21
 
 
 def _count(value, name, minimum=1):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
+    return check_int(value, name, minimum)
 
 
 def _real(value, name):

@@ -12,7 +12,6 @@ Tensors stay where they are: the CPU kernels read and write their memory
 through NumPy views, and CUDA tensors go to the CUDA kernels (where fastkern
 was built with them) on the tensors' device and PyTorch's current stream.
 """
-import numpy as np
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
