@@ -34,6 +34,7 @@ cdef extern from "bootstrap/fk_integers.h" nogil:
         int has_uint32
     void fk_pcg64_integers(fk_pcg64 *g, uint64_t n, Py_ssize_t cnt, uint64_t *out)
     void fk_pcg64_raw(fk_pcg64 *g, int portable, Py_ssize_t cnt, uint64_t *out)
+    int fk_pcg64_use_avx512(int use)
 
 cdef extern from "bootstrap/fk_resample.h" nogil:
     void fk_resample_sums_f64(fk_pcg64 *g, const double *x, Py_ssize_t n, double shift,
@@ -124,6 +125,13 @@ def _pcg64_raw(bit_generator, Py_ssize_t count, bint portable=False):
     if count:
         fk_pcg64_raw(&g, portable, count, &view[0])
     return out
+
+
+def _pcg64_use_avx512(use=None):
+    """Whether the bounded draws multiply with AVX-512 (where built and supported);
+    ``use=False`` turns that off, ``True`` back on.  For tests of both copies: change
+    it only while no kernel runs."""
+    return bool(fk_pcg64_use_avx512(-1 if use is None else int(bool(use))))
 
 
 def _pcg64_integers(bit_generator, uint64_t n, Py_ssize_t count):
