@@ -91,7 +91,11 @@ cdef class BlockStreams:
     """The streams of one bootstrap run: block b draws from ``bit_generators[b]``.
 
     Each stream starts where its PCG64 bit generator stands and then moves on
-    here, in C (the bit generators themselves are left as they were).
+    here, in C (the bit generators themselves are left as they were).  The
+    states lie side by side, several to a cache line, so a kernel draws from a
+    copy of its block's state on its own thread's stack and stores it back once
+    the block is done: updating the shared line at every chunk would make the
+    threads take it from each other all the time.
     """
     cdef fk_pcg64 *states
     cdef readonly Py_ssize_t n_blocks
@@ -268,12 +272,15 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
     cdef const real_t *px = &x[0]
     cdef const real_t *py = &y[0]
     cdef double *pout = &out[0]
+    cdef fk_pcg64 stream
     if n_blocks > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
     for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=n_threads):
+        stream = streams.states[b]      # a thread's own copy: see BlockStreams
         for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-            pout[r] = _resample_moments(&streams.states[b], kind, px, py, nx, ny, cx, cy,
-                                        ddof, paired)
+            pout[r] = _resample_moments(&stream, kind, px, py, nx, ny, cx, cy, ddof,
+                                        paired)
+        streams.states[b] = stream
 
 
 cdef void _totals(int kind, const real_t *x, const real_t *y, Py_ssize_t nx, Py_ssize_t ny,
@@ -431,6 +438,7 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
     cdef int64_t *counts
     cdef Py_ssize_t b, r
     cdef int failed = 0
+    cdef fk_pcg64 stream
     if n_blocks > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
     with nogil, parallel(num_threads=n_threads):
@@ -439,10 +447,12 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
             if counts == NULL:
                 failed += 1
                 continue
+            stream = streams.states[b]      # a thread's own copy: see BlockStreams
             for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-                _draw_counts(&streams.states[b], pinv, n, counts)
+                _draw_counts(&stream, pinv, n, counts)
                 pout[r] = _order_statistic(kind, counts, pval, lo, hi, gamma)
                 memset(counts, 0, n_values * sizeof(int64_t))
+            streams.states[b] = stream
         free(counts)
     if failed:
         raise MemoryError("bootstrap: could not allocate a histogram per thread")
@@ -500,14 +510,16 @@ def fill_indices(BlockStreams streams, Py_ssize_t r0, const int64_t[::1] sizes,
     cdef Py_ssize_t b1 = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE
     cdef Py_ssize_t b, r, k, col
     cdef Py_ssize_t n_samples = sizes.shape[0]
+    cdef fk_pcg64 stream
     if out.shape[0] == 0:
         return
     if b1 > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
     for b in prange(b0, b1, nogil=True, schedule="dynamic", num_threads=n_threads):
+        stream = streams.states[b]      # a thread's own copy: see BlockStreams
         for r in range(max(r0, b * _BLOCK_SIZE), min(r1, (b + 1) * _BLOCK_SIZE)):
             col = 0
             for k in range(n_samples):
-                fk_pcg64_integers(&streams.states[b], sizes[k], sizes[k],
-                                  <uint64_t *>&out[r - r0, col])
+                fk_pcg64_integers(&stream, sizes[k], sizes[k], <uint64_t *>&out[r - r0, col])
                 col = col + sizes[k]
+        streams.states[b] = stream
