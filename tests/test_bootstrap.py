@@ -174,11 +174,21 @@ INTEGER_BOUNDS = [1, 2, 3, 1000, 100_000, 2**31 + 1, 3_000_000_000, 2**32 - 2, 2
                   2**32, 2**32 + 1, 2**40 + 5, 2**63 + 12345, 2**64 - 1]
 
 
+@pytest.fixture(params=["avx512", "portable"])
+def products(request):
+    """Both copies of the bounded draws' multiplies: AVX-512 (where this build and
+    CPU have it, else the portable loop again) and the portable loop."""
+    before = _bootstrap._pcg64_use_avx512()
+    _bootstrap._pcg64_use_avx512(request.param == "avx512")
+    yield request.param
+    _bootstrap._pcg64_use_avx512(before)
+
+
 @pytest.mark.parametrize("n", INTEGER_BOUNDS)
-def test_inline_integers_are_generator_integers(n):
+def test_inline_integers_are_generator_integers(n, products):
     """fk_pcg64_integers gives Generator.integers(0, n, size) and leaves the stream
     where NumPy leaves it, for counts around its chunk size and any spare."""
-    for count in [0, 1, 2, 3, 5, 255, 256, 257, 1001]:
+    for count in [0, 1, 2, 3, 5, 16, 17, 255, 256, 257, 1001]:
         for spare_draws in [0, 1, 2]:
             bit_generator = np.random.PCG64(np.random.SeedSequence([n % 2**64, count]))
             rng = np.random.Generator(bit_generator)

@@ -37,6 +37,11 @@ void fk_pcg64_words(fk_pcg64 *g, ptrdiff_t m, uint32_t *w);
 void fk_pcg64_bounded32(fk_pcg64 *g, uint32_t rng, const uint32_t *w, ptrdiff_t m,
                         uint32_t *out);
 
+/* Whether fk_pcg64_bounded32 multiplies with AVX-512 (where the build has that
+ * copy and the CPU runs it): use = 0 turns it off, 1 back on, -1 only asks.
+ * For tests of both copies; change it only while no kernel runs. */
+int fk_pcg64_use_avx512(int use);
+
 /* out[0:cnt] = the next cnt 64-bit outputs (random_raw), by the 128-bit type where
  * the compiler has one (portable = 0) or by 64-bit pieces (portable = 1): a test
  * hook for both forms of the arithmetic. */

@@ -34,6 +34,7 @@ cdef extern from "bootstrap/fk_integers.h" nogil:
         int has_uint32
     void fk_pcg64_integers(fk_pcg64 *g, uint64_t n, Py_ssize_t cnt, uint64_t *out)
     void fk_pcg64_raw(fk_pcg64 *g, int portable, Py_ssize_t cnt, uint64_t *out)
+    int fk_pcg64_use_avx512(int use)
 
 cdef extern from "bootstrap/fk_resample.h" nogil:
     void fk_resample_sums_f64(fk_pcg64 *g, const double *x, Py_ssize_t n, double shift,
@@ -90,7 +91,11 @@ cdef class BlockStreams:
     """The streams of one bootstrap run: block b draws from ``bit_generators[b]``.
 
     Each stream starts where its PCG64 bit generator stands and then moves on
-    here, in C (the bit generators themselves are left as they were).
+    here, in C (the bit generators themselves are left as they were).  The
+    states lie side by side, several to a cache line, so a kernel draws from a
+    copy of its block's state on its own thread's stack and stores it back once
+    the block is done: updating the shared line at every chunk would make the
+    threads take it from each other all the time.
     """
     cdef fk_pcg64 *states
     cdef readonly Py_ssize_t n_blocks
@@ -124,6 +129,13 @@ def _pcg64_raw(bit_generator, Py_ssize_t count, bint portable=False):
     if count:
         fk_pcg64_raw(&g, portable, count, &view[0])
     return out
+
+
+def _pcg64_use_avx512(use=None):
+    """Whether the bounded draws multiply with AVX-512 (where built and supported);
+    ``use=False`` turns that off, ``True`` back on.  For tests of both copies: change
+    it only while no kernel runs."""
+    return bool(fk_pcg64_use_avx512(-1 if use is None else int(bool(use))))
 
 
 def _pcg64_integers(bit_generator, uint64_t n, Py_ssize_t count):
@@ -260,12 +272,15 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
     cdef const real_t *px = &x[0]
     cdef const real_t *py = &y[0]
     cdef double *pout = &out[0]
+    cdef fk_pcg64 stream
     if n_blocks > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
     for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=n_threads):
+        stream = streams.states[b]      # a thread's own copy: see BlockStreams
         for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-            pout[r] = _resample_moments(&streams.states[b], kind, px, py, nx, ny, cx, cy,
-                                        ddof, paired)
+            pout[r] = _resample_moments(&stream, kind, px, py, nx, ny, cx, cy, ddof,
+                                        paired)
+        streams.states[b] = stream
 
 
 cdef void _totals(int kind, const real_t *x, const real_t *y, Py_ssize_t nx, Py_ssize_t ny,
@@ -423,6 +438,7 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
     cdef int64_t *counts
     cdef Py_ssize_t b, r
     cdef int failed = 0
+    cdef fk_pcg64 stream
     if n_blocks > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
     with nogil, parallel(num_threads=n_threads):
@@ -431,10 +447,12 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
             if counts == NULL:
                 failed += 1
                 continue
+            stream = streams.states[b]      # a thread's own copy: see BlockStreams
             for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-                _draw_counts(&streams.states[b], pinv, n, counts)
+                _draw_counts(&stream, pinv, n, counts)
                 pout[r] = _order_statistic(kind, counts, pval, lo, hi, gamma)
                 memset(counts, 0, n_values * sizeof(int64_t))
+            streams.states[b] = stream
         free(counts)
     if failed:
         raise MemoryError("bootstrap: could not allocate a histogram per thread")
@@ -492,14 +510,16 @@ def fill_indices(BlockStreams streams, Py_ssize_t r0, const int64_t[::1] sizes,
     cdef Py_ssize_t b1 = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE
     cdef Py_ssize_t b, r, k, col
     cdef Py_ssize_t n_samples = sizes.shape[0]
+    cdef fk_pcg64 stream
     if out.shape[0] == 0:
         return
     if b1 > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
     for b in prange(b0, b1, nogil=True, schedule="dynamic", num_threads=n_threads):
+        stream = streams.states[b]      # a thread's own copy: see BlockStreams
         for r in range(max(r0, b * _BLOCK_SIZE), min(r1, (b + 1) * _BLOCK_SIZE)):
             col = 0
             for k in range(n_samples):
-                fk_pcg64_integers(&streams.states[b], sizes[k], sizes[k],
-                                  <uint64_t *>&out[r - r0, col])
+                fk_pcg64_integers(&stream, sizes[k], sizes[k], <uint64_t *>&out[r - r0, col])
                 col = col + sizes[k]
+        streams.states[b] = stream
