@@ -4,8 +4,10 @@ A wheel built with -march=native (or -mavx2, ...) puts AVX instructions in code 
 every CPU executes, and crashes with SIGILL on older CPUs.  fastkern allows
 AVX/AVX-512 only in the SIMD clones that run-time dispatch selects (functions whose
 names end in ``.arch_x86_64_v3`` / ``.arch_x86_64_v4``, see csrc/common/fk_simd.h).
-This script disassembles each extension and fails if any other function uses
-ymm/zmm registers or other VEX/EVEX-only instructions.
+Hand-dispatched functions (compiled with ``__attribute__((target(...)))`` and called
+only after a run-time CPU check) are allowed too when their names end in ``_avx2``
+or ``_avx512``.  This script disassembles each extension and fails if any other
+function uses ymm/zmm registers or other VEX/EVEX-only instructions.
 
     python tools/check_isa.py path/to/site-packages/fastkern
     python tools/check_isa.py dist/            # the wheels in a folder
@@ -18,7 +20,7 @@ import sys
 import tempfile
 import zipfile
 
-CLONE = re.compile(r"\.arch_x86_64_v[34]")
+CLONE = re.compile(r"\.arch_x86_64_v[34]|_avx(?:2|512)(?:\.[a-z]+\.\d+)?$")
 # registers and instructions that x86-64-v1 (SSE2) does not have
 ADVANCED = re.compile(r"%[yz]mm\d|%k[0-7]\b|\bv(?:fmadd|broadcast|permq|pbroadcast|gather|zeroupper)")
 
