@@ -118,7 +118,7 @@ EXACT_TOPICS = {"bootstrap", "gibbs"}
 def base_compile_args():
     if _compiler().compiler_type == "msvc":
         return ["/O2"]
-    # Portable: no -march=native.  SIMD comes from run-time dispatch (fk_simd.h).
+    # Portable: no host-specific -march flag.  SIMD comes from run-time dispatch (fk_simd.h).
     return ["-O3", "-fno-math-errno", "-Wno-unused-function"]
 
 
