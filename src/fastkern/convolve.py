@@ -134,6 +134,18 @@ def _as_input(x, name):
     return x
 
 
+def _valid_swap(shape1, shape2, name1):
+    """scipy's 'valid'-mode rule: True if the second input is the larger one (the
+    inputs swap roles); a ValueError if neither is as large as the other."""
+    ok1 = all(a >= b for a, b in zip(shape1, shape2))
+    ok2 = all(b >= a for a, b in zip(shape1, shape2))
+    if not (ok1 or ok2):
+        raise ValueError("in 'valid' mode one input must be at least as large as the "
+                         f"other in every dimension; got {name1} of shape {shape1} and "
+                         f"in2 of shape {shape2}")
+    return not ok1
+
+
 def _parse_stride(stride):
     if isinstance(stride, bool):
         raise TypeError(f"stride must be an int or a pair of ints, got {stride!r}")
@@ -203,15 +215,7 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve):
                          f"(integer, float32/64 and complex dtypes are)")
     fill = _parse_fill(fillvalue, out_dtype)
 
-    swapped = False
-    if mode == "valid":
-        ok1 = all(a >= b for a, b in zip(in1.shape, in2.shape))
-        ok2 = all(b >= a for a, b in zip(in1.shape, in2.shape))
-        if not (ok1 or ok2):
-            raise ValueError("in 'valid' mode one input must be at least as large as the "
-                             f"other in every dimension; got in1 of shape {in1.shape} and "
-                             f"in2 of shape {in2.shape}")
-        swapped = not ok1
+    swapped = mode == "valid" and _valid_swap(in1.shape, in2.shape, "in1")
 
     # Everything becomes a correlation of `image` with `kernel`, the kernel's window
     # for output (0, 0) starting at image coordinate `off`.

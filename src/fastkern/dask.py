@@ -15,8 +15,8 @@ except ImportError as exc:  # pragma: no cover - the [dask] extra is missing
 
 from . import _seeding
 from . import convolve as _convolve
-from ._validation import check_int
-from .gibbs import _as_counts, _check_positive, bivariate_chains, switchpoint_chains
+from .gibbs import (_as_counts, _check_positive, _check_run, bivariate_chains,
+                    switchpoint_chains)
 from .bootstrap import _plan as _bootstrap_plan
 from .bootstrap import finish as _bootstrap_finish
 from .bootstrap import resample_blocks as _resample_blocks
@@ -108,19 +108,12 @@ def _blockwise(x, in2, mode, boundary, fillvalue, convolve):
         raise ValueError(f"mode must be 'full', 'same' or 'valid', got {mode!r}")
     out_dtype = np.result_type(x.dtype, in2.dtype)
     kh, kw = in2.shape
-    if mode == "valid":
-        ok1 = all(a >= b for a, b in zip(x.shape, in2.shape))
-        ok2 = all(b >= a for a, b in zip(x.shape, in2.shape))
-        if not (ok1 or ok2):
-            raise ValueError("in 'valid' mode one input must be at least as large as the "
-                             f"other in every dimension; got x of shape {x.shape} and in2 "
-                             f"of shape {in2.shape}")
-        if not ok1:
-            # the filter is the larger input, so x is small: one task does it all
-            out_shape = tuple(b - a + 1 for a, b in zip(x.shape, in2.shape))
-            return x.rechunk(x.shape).map_blocks(
-                lambda b: kernel_fn(b, in2, "valid"), dtype=out_dtype,
-                chunks=tuple((n,) for n in out_shape))
+    if mode == "valid" and _convolve._valid_swap(x.shape, in2.shape, "x"):
+        # the filter is the larger input, so x is small: one task does it all
+        out_shape = tuple(b - a + 1 for a, b in zip(x.shape, in2.shape))
+        return x.rechunk(x.shape).map_blocks(
+            lambda b: kernel_fn(b, in2, "valid"), dtype=out_dtype,
+            chunks=tuple((n,) for n in out_shape))
 
     # Output (i, j) reads the boundary-extended image E at rows i + o0 .. i + o0 + kh - 1.
     # Build P = E[o0 : o0 + L0 + kh - 1, ...]; the output is P's valid correlation.
@@ -239,10 +232,7 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, chains_per_task=1, workers_
     >>> bool(np.array_equal(lazy.compute(), fastkern.gibbs(1000, 10, chains=4, seed=42)))
     True
     """
-    n = check_int(n, "n", 0)
-    thin = check_int(thin, "thin", 1)
-    chains = check_int(chains, "chains", 1)
-    burn = check_int(burn, "burn", 0)
+    n, thin, chains, burn = _check_run(n, thin, chains, burn)
     root = _seeding.root_seed(seed)
     pieces = [da.from_delayed(dask.delayed(bivariate_chains, pure=True)(
                   root, first, stop, n, thin, burn, workers_per_task),
@@ -272,10 +262,7 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     True
     """
     counts, missing = _as_counts(counts)
-    n = check_int(n, "n", 0)
-    thin = check_int(thin, "thin", 1)
-    chains = check_int(chains, "chains", 1)
-    burn = check_int(burn, "burn", 0)
+    n, thin, chains, burn = _check_run(n, thin, chains, burn)
     alpha = _check_positive(alpha, "alpha")
     beta = _check_positive(beta, "beta")
     root = _seeding.root_seed(seed)

@@ -114,10 +114,7 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, workers=None):
     >>> np.array_equal(samples[1], numpy_gibbs(1000, 10, 100, rng))
     True
     """
-    n = check_int(n, "n", 0)
-    thin = check_int(thin, "thin", 1)
-    chains = check_int(chains, "chains", 1)
-    burn = check_int(burn, "burn", 0)
+    n, thin, chains, burn = _check_run(n, thin, chains, burn)
     return bivariate_chains(_seeding.root_seed(seed), 0, chains, n, thin, burn,
                             resolve_workers(workers))
 
@@ -245,10 +242,7 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     (3.1, 0.9)
     """
     counts, missing = _as_counts(counts)
-    n = check_int(n, "n", 0)
-    thin = check_int(thin, "thin", 1)
-    chains = check_int(chains, "chains", 1)
-    burn = check_int(burn, "burn", 0)
+    n, thin, chains, burn = _check_run(n, thin, chains, burn)
     alpha = _check_positive(alpha, "alpha")
     beta = _check_positive(beta, "beta")
     return switchpoint_chains(_seeding.root_seed(seed), 0, chains, counts, missing, n, thin,
@@ -282,6 +276,12 @@ def switchpoint_chains(root, first, stop, counts, missing, n, thin, burn, alpha,
 
 # ---------------------------------------------------------------------------
 # validation
+
+def _check_run(n, thin, chains, burn):
+    """The sampler's run length arguments, checked: (n, thin, chains, burn)."""
+    return (check_int(n, "n", 0), check_int(thin, "thin", 1), check_int(chains, "chains", 1),
+            check_int(burn, "burn", 0))
+
 
 def _check_positive(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
