@@ -139,6 +139,8 @@ def extensions():
         exact = ["-ffp-contract=off"] if topic in EXACT_TOPICS and "-O3" in cflags else []
         exts.append(Extension(
             f"fastkern.{name}", sources,
+            # headers: an edit to one rebuilds the extension
+            depends=sorted(glob(f"csrc/{topic}/*.h") + glob("csrc/common/*.h")),
             include_dirs=[np.get_include(), "csrc"],
             library_dirs=[os.path.normpath(npyrandom_dir)],
             libraries=libraries,

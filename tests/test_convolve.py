@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import scipy.signal
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastkern
-from fastkern import convolve2d, correlate2d
+from fastkern import _convolve, convolve2d, correlate2d
 
 FUNCS = [(convolve2d, scipy.signal.convolve2d), (correlate2d, scipy.signal.correlate2d)]
 FUNC_IDS = ["convolve2d", "correlate2d"]
@@ -205,6 +205,90 @@ def test_hypothesis_shapes_modes_strides(problem):
     func, ref = FUNCS[which]
     assert_matches(func(a, b, mode, boundary, 1, stride=stride),
                    ref(a, b, mode, boundary, 1)[::stride[0], ::stride[1]])
+
+
+# -- the kernel families -----------------------------------------------------------
+# Unit-stride outputs run in blocks of 4 rows and 2-4 SIMD registers per row, one
+# kernel per instruction set, picked at run time.  Each one this CPU runs is tested
+# here, on shapes around the block sizes (the small shapes above fall back to the
+# plain loop).
+
+_BEST_ISA = _convolve._isa()
+ISAS = _convolve._ISA_NAMES[:_convolve._ISA_NAMES.index(_BEST_ISA) + 1]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    _convolve._isa(request.param)
+    assert _convolve._isa() == request.param
+    yield request.param
+    _convolve._isa(_BEST_ISA)
+
+
+@st.composite
+def block_problems(draw):
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.complex128, np.int32]))
+    h, w = draw(st.integers(1, 40)), draw(st.integers(1, 150))
+    kh, kw = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    mode = draw(st.sampled_from(["full", "same"]))
+    boundary = draw(st.sampled_from(BOUNDARIES))
+    stride = (draw(st.integers(1, 3)), 1)
+    which = draw(st.integers(0, 1))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return dtype, (h, w), (kh, kw), mode, boundary, stride, which, seed
+
+
+def test_isa_names_and_selection():
+    assert _BEST_ISA in _convolve._ISA_NAMES
+    assert "scalar" in ISAS
+    try:
+        _convolve._isa("scalar")
+        assert _convolve._isa() == "scalar"
+    finally:
+        _convolve._isa(_BEST_ISA)
+    with pytest.raises(ValueError):
+        _convolve._isa("sse9")
+
+
+@given(problem=block_problems())
+@settings(deadline=None)
+@pytest.mark.parametrize("isa_name", ISAS)
+def test_every_kernel_family_matches_scipy(isa_name, problem):
+    dtype, shape1, shape2, mode, boundary, stride, which, seed = problem
+    rng = np.random.default_rng(seed)
+    a = random_array(rng, shape1, dtype)
+    b = random_array(rng, shape2, dtype)
+    func, ref = FUNCS[which]
+    try:
+        _convolve._isa(isa_name)
+        out = func(a, b, mode, boundary, 1, stride=stride)
+    finally:
+        _convolve._isa(_BEST_ISA)
+    assert_matches(out, ref(a, b, mode, boundary, 1)[::stride[0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("kshape", [(1, 1), (2, 3), (3, 3), (4, 4), (5, 2), (9, 7)])
+def test_every_kernel_family_on_block_edges(isa, dtype, kshape):
+    # rows: not a multiple of 4, and fewer than 4; columns: around 64, the widest block
+    rng = np.random.default_rng(21)
+    for shape in [(37, 131), (3, 70), (66, 63), (8, 64)]:
+        a = random_array(rng, shape, dtype)
+        b = random_array(rng, kshape, dtype)
+        fits = shape[0] >= kshape[0] and shape[1] >= kshape[1]
+        for mode in MODES if fits else ["full", "same"]:
+            assert_matches(correlate2d(a, b, mode), scipy.signal.correlate2d(a, b, mode))
+        assert_matches(convolve2d(a, b, "same", "wrap"),
+                       scipy.signal.convolve2d(a, b, "same", "wrap"))
+
+
+def test_every_kernel_family_identical_for_every_workers(isa):
+    rng = np.random.default_rng(22)
+    a = rng.standard_normal((203, 517))
+    b = rng.standard_normal((5, 4))
+    outs = [convolve2d(a, b, workers=w) for w in (1, 2, 3, 8)]
+    for out in outs[1:]:
+        assert_array_equal(out, outs[0])
 
 
 # -- threads ----------------------------------------------------------------------

@@ -10,6 +10,8 @@
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(FK_NO_SIMD_CLONES)
 #define FK_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* the same targets are available to hand-dispatched code (names *_avx2, *_avx512) */
+#define FK_SIMD_DISPATCH 1
 #define FK_SIMD_TARGETS "x86-64-v4 (AVX-512),x86-64-v3 (AVX2+FMA),baseline"
 static inline const char *fk_simd_selected(void)
 {

@@ -9,10 +9,63 @@
  * in L2 cache. */
 #define FK_COL_BLOCK 4096
 
+/* Kernels for unit column steps (correlate2d_simd.h), by instruction set: a
+ * 16-byte-vector kernel wherever GCC/clang vector extensions exist, and AVX2 and
+ * AVX-512 kernels chosen at run time on x86-64 Linux. */
 #if defined(__GNUC__)
 #define FK_VECTOR_EXT 1
-#define FK_VEC_BYTES 64
+#if defined(__aarch64__)
+#define FK_BASE_V 4   /* 16 accumulators in 32 NEON registers */
+#else
+#define FK_BASE_V 2   /* 8 accumulators in 16 SSE registers */
 #endif
+#endif
+#if defined(FK_VECTOR_EXT) && defined(FK_SIMD_DISPATCH)
+#define FK_X86_DISPATCH 1
+#define FK_AVX2_V 3   /* 12 accumulators in 16 ymm registers */
+#define FK_AVX512_V 4 /* 16 accumulators in 32 zmm registers */
+#endif
+
+enum { FK_ISA_SCALAR = 0, FK_ISA_BASE = 1, FK_ISA_AVX2 = 2, FK_ISA_AVX512 = 3 };
+
+static int fk_isa_best(void)
+{
+#ifdef FK_X86_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return FK_ISA_AVX512;
+    if (__builtin_cpu_supports("x86-64-v3")) return FK_ISA_AVX2;
+#endif
+#ifdef FK_VECTOR_EXT
+    return FK_ISA_BASE;
+#else
+    return FK_ISA_SCALAR;
+#endif
+}
+
+static int fk_isa_chosen = -1;
+
+int fk_correlate2d_isa(int isa)
+{
+    const int best = fk_isa_best();
+    if (isa >= 0) fk_isa_chosen = isa < best ? isa : best;
+    else if (fk_isa_chosen < 0) fk_isa_chosen = best;
+    return fk_isa_chosen;
+}
+
+/* Output columns one block of the ISA's kernel computes (0: no SIMD kernel). */
+static ptrdiff_t fk_isa_width(int isa, size_t elsize)
+{
+    switch (isa) {
+#ifdef FK_X86_DISPATCH
+    case FK_ISA_AVX512: return FK_AVX512_V * 64 / (ptrdiff_t)elsize;
+    case FK_ISA_AVX2: return FK_AVX2_V * 32 / (ptrdiff_t)elsize;
+#endif
+#ifdef FK_VECTOR_EXT
+    case FK_ISA_BASE: return FK_BASE_V * 16 / (ptrdiff_t)elsize;
+#endif
+    default: return 0;
+    }
+}
 
 /* Image index for coordinate j of an axis of length m, or -1 where the fill value
  * applies.  Same rules as scipy.signal.convolve2d, for any distance past the edge. */
@@ -57,7 +110,7 @@ ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows)
     const ptrdiff_t max_nc = g->out_cols < block ? g->out_cols : block;
     const ptrdiff_t nr = (n_rows - 1) * g->step0 + g->k_rows;
     const ptrdiff_t nq = (max_nc - 1) * g->step1 + g->k_cols;
-    return max_nc + nr * nq;
+    return 4 * max_nc + nr * nq;
 }
 
 #define FK_T float
@@ -74,6 +127,8 @@ ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows)
 
 #define FK_T uint64_t
 #define FK_SUFFIX u64
+#define FK_INTEGER 1
 #include "correlate2d_impl.h"
 #undef FK_T
 #undef FK_SUFFIX
+#undef FK_INTEGER

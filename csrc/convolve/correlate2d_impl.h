@@ -41,52 +41,14 @@ static void FK_FN(gather)(const fk_corr2d_geom *g, const FK_T *img, FK_T fill,
     }
 }
 
-#ifdef FK_VECTOR_EXT
-/* GCC/clang vector of FK_VEC_BYTES bytes: one AVX-512 register, two AVX2 or four
- * SSE2 ones, as the SIMD clone decides.  Loads through it may be unaligned. */
-typedef FK_T FK_FN(vec) __attribute__((vector_size(FK_VEC_BYTES), aligned(sizeof(FK_T)),
-                                       may_alias));
-#endif
-
-/* acc[j] = sum_{a, b} t[a*ld + j*step + b] * ker[a*kc + b] for j < n: the hot loop,
- * one copy per SIMD target.  For unit step, blocks of 4 vectors of outputs are
- * accumulated in registers over all taps; the rest (and strided output) runs as
- * unit-stride passes over acc, which compilers vectorise. */
+/* acc[j] = sum_{a, b} t[a*ld + j*step + b] * ker[a*kc + b] for j < n, summed over
+ * a and then b: the kernel for strided output and for blocks narrower than one
+ * SIMD block, one copy per SIMD target. */
 FK_SIMD_CLONES
 static void FK_FN(correlate_row)(const FK_T *FK_RESTRICT t, ptrdiff_t ld,
                                  const FK_T *FK_RESTRICT ker, ptrdiff_t kr, ptrdiff_t kc,
                                  ptrdiff_t step, ptrdiff_t n, FK_T *FK_RESTRICT acc)
 {
-    ptrdiff_t j0 = 0;
-#ifdef FK_VECTOR_EXT
-    if (step == 1) {
-        typedef FK_FN(vec) vec;
-        enum { VW = FK_VEC_BYTES / sizeof(FK_T) };
-        for (; j0 + 4 * VW <= n; j0 += 4 * VW) {
-            vec s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-            for (ptrdiff_t a = 0; a < kr; ++a) {
-                const FK_T *row = t + a * ld + j0;
-                const FK_T *k = ker + a * kc;
-                for (ptrdiff_t b = 0; b < kc; ++b) {
-                    const vec kb = (vec){0} + k[b];
-                    const FK_T *r = row + b;
-                    s0 += *(const vec *)(r) * kb;
-                    s1 += *(const vec *)(r + VW) * kb;
-                    s2 += *(const vec *)(r + 2 * VW) * kb;
-                    s3 += *(const vec *)(r + 3 * VW) * kb;
-                }
-            }
-            *(vec *)(acc + j0) = s0;
-            *(vec *)(acc + j0 + VW) = s1;
-            *(vec *)(acc + j0 + 2 * VW) = s2;
-            *(vec *)(acc + j0 + 3 * VW) = s3;
-        }
-    }
-#endif
-    if (j0 >= n) return;
-    t += j0 * step;
-    acc += j0;
-    n -= j0;
     for (ptrdiff_t j = 0; j < n; ++j) acc[j] = 0;
     for (ptrdiff_t a = 0; a < kr; ++a) {
         const FK_T *row = t + a * ld;
@@ -103,6 +65,89 @@ static void FK_FN(correlate_row)(const FK_T *FK_RESTRICT t, ptrdiff_t ld,
     }
 }
 
+/* The SIMD kernels of this type.  64-bit integer multiplies are single
+ * instructions only in AVX-512; elsewhere they are emulated, slower than the
+ * plain loop, so integers get the AVX-512 kernel alone. */
+#if defined(FK_VECTOR_EXT) && !defined(FK_INTEGER)
+#define FK_WITH_BASE 1
+#define FK_ISA base
+#define FK_ISA_ATTR
+#define FK_ISA_BYTES 16
+#define FK_ISA_V FK_BASE_V
+#include "correlate2d_simd.h"
+#undef FK_ISA
+#undef FK_ISA_ATTR
+#undef FK_ISA_BYTES
+#undef FK_ISA_V
+#endif
+#if defined(FK_X86_DISPATCH) && !defined(FK_INTEGER)
+#define FK_WITH_AVX2 1
+#define FK_ISA avx2
+#define FK_ISA_ATTR __attribute__((target("arch=x86-64-v3")))
+#define FK_ISA_BYTES 32
+#define FK_ISA_V FK_AVX2_V
+#include "correlate2d_simd.h"
+#undef FK_ISA
+#undef FK_ISA_ATTR
+#undef FK_ISA_BYTES
+#undef FK_ISA_V
+#endif
+#if defined(FK_X86_DISPATCH)
+#define FK_WITH_AVX512 1
+#define FK_ISA avx512
+#define FK_ISA_ATTR __attribute__((target("arch=x86-64-v4")))
+#define FK_ISA_BYTES 64
+#define FK_ISA_V FK_AVX512_V
+#include "correlate2d_simd.h"
+#undef FK_ISA
+#undef FK_ISA_ATTR
+#undef FK_ISA_BYTES
+#undef FK_ISA_V
+#endif
+
+/* The kernel family this type uses under the selected ISA. */
+static int FK_FN(simd_isa)(int isa)
+{
+    switch (isa) {
+#ifdef FK_WITH_AVX512
+    case FK_ISA_AVX512: return isa;
+#endif
+#ifdef FK_WITH_AVX2
+    case FK_ISA_AVX2: return isa;
+#endif
+#ifdef FK_WITH_BASE
+    case FK_ISA_BASE: return isa;
+#endif
+    default: return FK_ISA_SCALAR;
+    }
+}
+
+/* The unit-column-step kernel of simd_isa's choice (not scalar): see fk_rows. */
+static void FK_FN(simd_rows)(int isa, const FK_T *t, ptrdiff_t ld, ptrdiff_t t_rows,
+                             ptrdiff_t rstep, const FK_T *ker, ptrdiff_t kr, ptrdiff_t kc,
+                             ptrdiff_t m, ptrdiff_t n, FK_T *out, ptrdiff_t os)
+{
+    switch (isa) {
+#ifdef FK_WITH_AVX512
+    case FK_ISA_AVX512:
+        FK_CAT(FK_FN(fk_rows), avx512)(t, ld, t_rows, rstep, ker, kr, kc, m, n, out, os);
+        return;
+#endif
+#ifdef FK_WITH_AVX2
+    case FK_ISA_AVX2:
+        FK_CAT(FK_FN(fk_rows), avx2)(t, ld, t_rows, rstep, ker, kr, kc, m, n, out, os);
+        return;
+#endif
+#ifdef FK_WITH_BASE
+    case FK_ISA_BASE:
+        FK_CAT(FK_FN(fk_rows), base)(t, ld, t_rows, rstep, ker, kr, kc, m, n, out, os);
+        return;
+#endif
+    default:
+        return;
+    }
+}
+
 int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const FK_T *ker,
                                FK_T fill, FK_T *out, ptrdiff_t row_begin, ptrdiff_t row_end,
                                int store)
@@ -115,8 +160,10 @@ int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const F
 
     FK_T *buf = (FK_T *)malloc((size_t)fk_correlate2d_scratch(g, nrows) * sizeof(FK_T));
     if (buf == NULL) return -1;
-    FK_T *acc = buf;                 /* max_nc elements */
-    FK_T *tilebuf = buf + max_nc;    /* nr x nq elements */
+    FK_T *acc = buf;                 /* 4 rows of max_nc elements */
+    FK_T *tilebuf = buf + 4 * max_nc;  /* nr x nq elements */
+    const int isa = FK_FN(simd_isa)(fk_correlate2d_isa(-1));
+    const ptrdiff_t simd_cols = fk_isa_width(isa, sizeof(FK_T));
 
     for (ptrdiff_t c0 = 0, c1; c0 < g->out_cols; c0 = c1) {
         c1 = fk_col_block_end(g, c0);
@@ -138,21 +185,39 @@ int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const F
             ld = nq;
         }
 
-        for (ptrdiff_t i = row_begin; i < row_end; ++i) {
-            FK_T *o = out + i * g->out_s0 + c0 * g->out_s1;
-            const ptrdiff_t os = g->out_s1;
+        /* The kernel that computes an output depends on the column block alone,
+         * never on the row tiles, so results do not depend on the thread count. */
+        const int simd = g->step1 == 1 && simd_cols > 0 && nc >= simd_cols;
+        const ptrdiff_t os = g->out_s1;
+        if (simd && store == FK_STORE_SET && os == 1) {
+            FK_FN(simd_rows)(isa, tile, ld, nr, g->step0, ker, g->k_rows, g->k_cols, nrows, nc,
+                             out + row_begin * g->out_s0 + c0, g->out_s0);
+            continue;
+        }
+        for (ptrdiff_t i = row_begin, m; i < row_end; i += m) {
             const FK_T *row = tile + (i - row_begin) * g->step0 * ld;
-            if (store == FK_STORE_SET && os == 1) {
-                FK_FN(correlate_row)(row, ld, ker, g->k_rows, g->k_cols, g->step1, nc, o);
+            m = 1;
+            if (simd) {
+                m = row_end - i < 4 ? row_end - i : 4;
+                FK_FN(simd_rows)(isa, row, ld, nr - (i - row_begin) * g->step0, g->step0, ker,
+                                 g->k_rows, g->k_cols, m, nc, acc, max_nc);
+            } else if (store == FK_STORE_SET && os == 1) {
+                FK_FN(correlate_row)(row, ld, ker, g->k_rows, g->k_cols, g->step1, nc,
+                                     out + i * g->out_s0 + c0);
                 continue;
-            }
-            FK_FN(correlate_row)(row, ld, ker, g->k_rows, g->k_cols, g->step1, nc, acc);
-            if (store == FK_STORE_SET) {
-                for (ptrdiff_t j = 0; j < nc; ++j) o[j * os] = acc[j];
-            } else if (store == FK_STORE_ADD) {
-                for (ptrdiff_t j = 0; j < nc; ++j) o[j * os] += acc[j];
             } else {
-                for (ptrdiff_t j = 0; j < nc; ++j) o[j * os] -= acc[j];
+                FK_FN(correlate_row)(row, ld, ker, g->k_rows, g->k_cols, g->step1, nc, acc);
+            }
+            for (ptrdiff_t r = 0; r < m; ++r) {
+                FK_T *o = out + (i + r) * g->out_s0 + c0 * os;
+                const FK_T *s = acc + r * max_nc;
+                if (store == FK_STORE_SET) {
+                    for (ptrdiff_t j = 0; j < nc; ++j) o[j * os] = s[j];
+                } else if (store == FK_STORE_ADD) {
+                    for (ptrdiff_t j = 0; j < nc; ++j) o[j * os] += s[j];
+                } else {
+                    for (ptrdiff_t j = 0; j < nc; ++j) o[j * os] -= s[j];
+                }
             }
         }
     }
@@ -160,6 +225,9 @@ int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const F
     return 0;
 }
 
+#undef FK_WITH_BASE
+#undef FK_WITH_AVX2
+#undef FK_WITH_AVX512
 #undef FK_FN
 #undef FK_CAT
 #undef FK_CAT_

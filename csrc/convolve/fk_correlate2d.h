@@ -49,6 +49,11 @@ int fk_correlate2d_rows_u64(const fk_corr2d_geom *g, const uint64_t *img, const 
                             uint64_t fill, uint64_t *out, ptrdiff_t row_begin,
                             ptrdiff_t row_end, int store);
 
+/* The kernels for unit column steps: 0 plain C, 1 16-byte vectors, 2 AVX2,
+ * 3 AVX-512.  isa >= 0 selects one (capped at what the CPU runs; for tests and
+ * benchmarks, not while a computation runs); every call returns the one in use. */
+int fk_correlate2d_isa(int isa);
+
 /* Scratch elements one call needs for rows [row_begin, row_end): for documentation
  * and tests of the memory bound. */
 ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows);

@@ -24,6 +24,7 @@ cdef extern from "convolve/fk_correlate2d.h" nogil:
     int fk_correlate2d_rows_u64(const fk_corr2d_geom *g, const uint64_t *img,
                                 const uint64_t *ker, uint64_t fill, uint64_t *out,
                                 Py_ssize_t r0, Py_ssize_t r1, int store)
+    int fk_correlate2d_isa(int isa)
 
 ctypedef fused real_t:
     float
@@ -31,9 +32,11 @@ ctypedef fused real_t:
     uint64_t
 
 # Output rows per tile, at most: small enough to spread work over threads and
-# keep a tile's image rows in cache.
+# keep a tile's image rows in cache.  Tiles are whole blocks of ROW_BLOCK rows,
+# what the unit-stride kernels compute at once, where the output allows.
 cdef enum:
     MAX_TILE_ROWS = 32
+    ROW_BLOCK = 4
 
 # Multiply-adds below which another thread costs more than it saves.
 cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 22
@@ -112,6 +115,8 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     # a tile spans (tile - 1) * step0 + kernel rows of the image: with a large
     # output stride, fewer output rows per tile keep its gather buffer small
     tile = max(1, min(MAX_TILE_ROWS, MAX_TILE_ROWS // step0, tile))
+    if step0 == 1 and n_rows >= ROW_BLOCK:
+        tile = (tile + ROW_BLOCK - 1) // ROW_BLOCK * ROW_BLOCK
     cdef Py_ssize_t n_tiles = (n_rows + tile - 1) // tile
     cdef Py_ssize_t t, r0, r1
     cdef int failed = 0
@@ -133,3 +138,14 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
                 failed += _rows(&g_im, p_img_im, p_ker_re, fill_im, p_out_im, r0, r1, store)
     if failed:
         raise MemoryError("convolve2d: could not allocate a tile buffer")
+
+
+_ISA_NAMES = ("scalar", "base", "avx2", "avx512")
+
+
+def _isa(name=None):
+    """The kernel family unit-stride correlations use, by name; with ``name``,
+    select it first (capped at what this CPU runs).  For tests and benchmarks:
+    not while a convolution runs."""
+    code = fk_correlate2d_isa(-1 if name is None else _ISA_NAMES.index(name))
+    return _ISA_NAMES[code]

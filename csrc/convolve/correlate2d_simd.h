@@ -1,0 +1,149 @@
+/* Unit-stride correlation kernels for one instruction set, included by
+ * correlate2d_impl.h once per ISA with these defined:
+ *   FK_ISA        name suffix (base, avx2, avx512)
+ *   FK_ISA_ATTR   function attributes: empty, or the target() that the ISA needs
+ *   FK_ISA_BYTES  bytes per SIMD register (16, 32, 64)
+ *   FK_ISA_V      registers per output row in a block
+ * Each ISA gets its own vector width: a vector wider than the target's registers
+ * would be split and spilled by the compiler.
+ *
+ * Every output is summed in one order, over kernel rows a and then columns b,
+ * starting from zero, in both kernels below and in correlate_row: an output has
+ * the same value whichever kernel and thread compute it. */
+
+#define FK_ICAT_(a, b, c) a##_##b##_##c
+#define FK_ICAT(a, b, c) FK_ICAT_(a, b, c)
+#define FK_IFN(name) FK_ICAT(name, FK_SUFFIX, FK_ISA)
+
+typedef FK_T FK_IFN(fk_vec) __attribute__((vector_size(FK_ISA_BYTES), aligned(sizeof(FK_T)),
+                                           may_alias));
+
+/* Keep a loaded vector in a register.  Without this the compiler folds the load
+ * into each multiply-add that uses it, repeating the (unaligned) load once per
+ * output row of the block. */
+#if defined(__x86_64__) || defined(__i386__)
+#define FK_KEEP(x) __asm__("" : "+x"(x))
+#elif defined(__aarch64__)
+#define FK_KEEP(x) __asm__("" : "+w"(x))
+#else
+#define FK_KEEP(x) ((void)0)
+#endif
+
+/* One image row against the taps, for the block's output rows lo..hi (constants
+ * once inlined): s[r][v] += row[b + v*VW] * k[b - (r - lo)*kc] over b, where k
+ * is the tap row of output row lo. */
+FK_ISA_ATTR __attribute__((always_inline))
+static inline void FK_IFN(fk_pass)(const FK_T *FK_RESTRICT row, const FK_T *FK_RESTRICT k,
+                                   ptrdiff_t kc, const int lo, const int hi,
+                                   FK_IFN(fk_vec) *FK_RESTRICT s)
+{
+    typedef FK_IFN(fk_vec) vec;
+    enum { VW = FK_ISA_BYTES / sizeof(FK_T), V = FK_ISA_V };
+    for (ptrdiff_t b = 0; b < kc; ++b) {
+        vec x[V];
+        for (int v = 0; v < V; ++v) {
+            x[v] = *(const vec *)(row + b + v * VW);
+            FK_KEEP(x[v]);
+        }
+        for (int r = lo; r <= hi; ++r) {
+            const vec kb = k[b - (r - lo) * kc] - (vec){0};   /* broadcast; x - 0 == x exactly */
+            for (int v = 0; v < V; ++v) s[r * V + v] += x[v] * kb;
+        }
+    }
+}
+
+/* Four output rows dst[0..3], columns [0, n) with n >= V*VW:
+ *   dst[r][j] = sum_{a, b} t[(r + a) * ld + j + b] * ker[a * kc + b].
+ * Image row ir is loaded once per shift b and used by every output row whose
+ * window holds it.  Rows t + (kr + 3 .. kr + 6) * ld, those the next block of four
+ * reads first, are prefetched when fewer than `ahead` (rows readable from t).
+ * The last column block overlaps the one before it. */
+FK_ISA_ATTR
+static void FK_IFN(fk_rows4)(const FK_T *FK_RESTRICT t, ptrdiff_t ld, ptrdiff_t ahead,
+                             const FK_T *FK_RESTRICT ker, ptrdiff_t kr, ptrdiff_t kc,
+                             ptrdiff_t n, FK_T *const *dst)
+{
+    typedef FK_IFN(fk_vec) vec;
+    enum { VW = FK_ISA_BYTES / sizeof(FK_T), V = FK_ISA_V, W = V * VW };
+    ptrdiff_t n_pf = ahead - (kr + 3);
+    if (n_pf > 4) n_pf = 4;
+    for (ptrdiff_t j0 = 0;; j0 += W) {
+        if (j0 + W > n) j0 = n - W;
+        for (ptrdiff_t q = 0; q < n_pf; ++q) {
+            const char *p = (const char *)(t + (kr + 3 + q) * ld + j0);
+            for (size_t c = 0; c < W * sizeof(FK_T); c += 64) __builtin_prefetch(p + c, 0, 2);
+        }
+        vec s[4 * V];
+        for (int i = 0; i < 4 * V; ++i) s[i] = (vec){0};
+        for (ptrdiff_t ir = 0; ir < kr + 3; ++ir) {
+            const FK_T *row = t + ir * ld + j0;
+            /* output rows lo..hi of the block have image row ir in their window,
+             * output row r at tap row ir - r */
+            const int lo = ir - kr + 1 > 0 ? (int)(ir - kr + 1) : 0;
+            const int hi = ir < 3 ? (int)ir : 3;
+            const FK_T *k = ker + (ir - lo) * kc;
+            switch (lo * 4 + hi) {
+            case 0: FK_IFN(fk_pass)(row, k, kc, 0, 0, s); break;
+            case 1: FK_IFN(fk_pass)(row, k, kc, 0, 1, s); break;
+            case 2: FK_IFN(fk_pass)(row, k, kc, 0, 2, s); break;
+            case 3: FK_IFN(fk_pass)(row, k, kc, 0, 3, s); break;
+            case 5: FK_IFN(fk_pass)(row, k, kc, 1, 1, s); break;
+            case 6: FK_IFN(fk_pass)(row, k, kc, 1, 2, s); break;
+            case 7: FK_IFN(fk_pass)(row, k, kc, 1, 3, s); break;
+            case 10: FK_IFN(fk_pass)(row, k, kc, 2, 2, s); break;
+            case 11: FK_IFN(fk_pass)(row, k, kc, 2, 3, s); break;
+            default: FK_IFN(fk_pass)(row, k, kc, 3, 3, s); break;
+            }
+        }
+        for (int r = 0; r < 4; ++r)
+            for (int v = 0; v < V; ++v) *(vec *)(dst[r] + j0 + v * VW) = s[r * V + v];
+        if (j0 + W >= n) break;
+    }
+}
+
+/* One output row, columns [0, n) with n >= V*VW: rows4 for a single row. */
+FK_ISA_ATTR
+static void FK_IFN(fk_row1)(const FK_T *FK_RESTRICT t, ptrdiff_t ld,
+                            const FK_T *FK_RESTRICT ker, ptrdiff_t kr, ptrdiff_t kc,
+                            ptrdiff_t n, FK_T *FK_RESTRICT dst)
+{
+    typedef FK_IFN(fk_vec) vec;
+    enum { VW = FK_ISA_BYTES / sizeof(FK_T), V = FK_ISA_V, W = V * VW };
+    for (ptrdiff_t j0 = 0;; j0 += W) {
+        if (j0 + W > n) j0 = n - W;
+        vec s[V];
+        for (int v = 0; v < V; ++v) s[v] = (vec){0};
+        for (ptrdiff_t a = 0; a < kr; ++a)
+            FK_IFN(fk_pass)(t + a * ld + j0, ker + a * kc, kc, 0, 0, s);
+        for (int v = 0; v < V; ++v) *(vec *)(dst + j0 + v * VW) = s[v];
+        if (j0 + W >= n) break;
+    }
+}
+
+/* Output rows [0, m) of a tile, unit column step, written to out + i * os
+ * (m >= 1, n >= V*VW).  Output row i reads image rows from t + i * rstep * ld;
+ * t_rows image rows are readable from t.  With rstep 1, blocks of four rows (the
+ * last overlapping the one before it), else single rows. */
+FK_ISA_ATTR
+static void FK_IFN(fk_rows)(const FK_T *t, ptrdiff_t ld, ptrdiff_t t_rows, ptrdiff_t rstep,
+                            const FK_T *ker, ptrdiff_t kr, ptrdiff_t kc, ptrdiff_t m,
+                            ptrdiff_t n, FK_T *out, ptrdiff_t os)
+{
+    if (m < 4 || rstep != 1) {
+        for (ptrdiff_t i = 0; i < m; ++i)
+            FK_IFN(fk_row1)(t + i * rstep * ld, ld, ker, kr, kc, n, out + i * os);
+        return;
+    }
+    for (ptrdiff_t i = 0;; i += 4) {
+        if (i + 4 > m) i = m - 4;
+        FK_T *const d[4] = {out + i * os, out + (i + 1) * os, out + (i + 2) * os,
+                            out + (i + 3) * os};
+        FK_IFN(fk_rows4)(t + i * ld, ld, t_rows - i, ker, kr, kc, n, d);
+        if (i + 4 >= m) break;
+    }
+}
+
+#undef FK_KEEP
+#undef FK_IFN
+#undef FK_ICAT
+#undef FK_ICAT_
