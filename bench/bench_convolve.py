@@ -2,7 +2,8 @@
 
 Workloads (on the project's 2-core machine):
 - 3000x3000 float64 image, 4x4 filter, mode "full": fastkern with workers=1 against
-  scipy.signal.convolve2d (target: 15x) and scipy.ndimage.convolve.
+  scipy.signal.convolve2d (target: 15x) and scipy.ndimage.convolve; also with the
+  output array passed back in (``out=``) and with all workers.
 - two Python threads each calling convolve2d(workers=1) against the two calls in a
   row (target: at most 1/1.6 of the time: the GIL is released).
 - the image workload: 3000x3000 image (zeros, or random), two 4x4 filters, output
@@ -49,6 +50,13 @@ def test_full_scipy_ndimage(run, image, filt):
 @pytest.mark.benchmark(group="full 3000x3000 float64, 4x4")
 def test_full_fastkern_workers_1(run, image, filt):
     run(lambda: fastkern.convolve2d(image, filt, workers=1), rounds=20)
+
+
+@pytest.mark.benchmark(group="full 3000x3000 float64, 4x4")
+def test_full_fastkern_workers_1_out(run, image, filt):
+    # the output array reused from call to call: no fresh pages to fault in
+    out = np.empty((N + 3, N + 3))
+    run(lambda: fastkern.convolve2d(image, filt, workers=1, out=out), rounds=20)
 
 
 @pytest.mark.benchmark(group="full 3000x3000 float64, 4x4")

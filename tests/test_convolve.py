@@ -291,6 +291,59 @@ def test_every_kernel_family_identical_for_every_workers(isa):
         assert_array_equal(out, outs[0])
 
 
+# -- out= ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + [np.int16, np.int64, np.uint64])
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "unaligned"])
+def test_out_receives_the_result(func, ref, dtype, layout):
+    rng = np.random.default_rng(31)
+    a = random_array(rng, (45, 70), dtype)
+    b = random_array(rng, (4, 3), dtype)
+    expected = ref(a, b, "full", "symm")[::1, ::2]
+    shape = expected.shape
+    if layout == "C":
+        out = np.empty(shape, dtype)
+    elif layout == "F":
+        out = np.empty(shape, dtype, order="F")
+    elif layout == "strided":
+        out = np.empty((shape[0] * 2, shape[1] * 3), dtype)[::2, ::3]
+    else:
+        buf = np.empty(np.prod(shape) * np.dtype(dtype).itemsize + 1, np.uint8)
+        out = buf[1:].view(dtype).reshape(shape)
+        assert not out.flags.aligned or np.dtype(dtype).itemsize == 1
+    out[...] = 7
+    result = func(a, b, "full", "symm", stride=(1, 2), out=out)
+    assert result is out
+    assert_matches(out, expected)
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+def test_out_may_be_an_input(func, ref):
+    rng = np.random.default_rng(32)
+    a = rng.standard_normal((40, 90))
+    b = rng.standard_normal((5, 5))
+    expected = ref(a, b, "same", "wrap")
+    work = a.copy()
+    assert func(work, b, "same", "wrap", out=work) is work
+    assert_matches(work, expected)
+    # an output that overlaps the input without being it
+    big = np.zeros((50, 100))
+    big[5:45, 5:95] = a
+    func(big[5:45, 5:95], b, "same", "wrap", out=big[4:44, 6:96])
+    assert_matches(big[4:44, 6:96], expected)
+
+
+def test_out_reused_in_a_loop_matches_fresh_results():
+    rng = np.random.default_rng(33)
+    b = rng.standard_normal((4, 4))
+    out = np.empty((203, 303))
+    for _ in range(3):
+        a = rng.standard_normal((200, 300))
+        convolve2d(a, b, out=out, workers=2)
+        assert_array_equal(out, convolve2d(a, b, workers=2))
+
+
 # -- threads ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
@@ -372,6 +425,12 @@ def test_offsets_beyond_2_to_31_elements():
     ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 0}, ValueError, "workers must not be zero"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"workers": -10**6}, ValueError, "workers value out of range"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 1.5}, TypeError, "workers must be an integer"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": [[0.0] * 4] * 4}, TypeError, "out must be a NumPy"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((3, 3))}, ValueError, "out has shape"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((4, 4), np.float32)}, TypeError,
+     "out has dtype float32"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.broadcast_to(0.0, (4, 4))}, ValueError,
+     "out is read-only"),
 ])
 def test_bad_input(func, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):

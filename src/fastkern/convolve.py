@@ -15,7 +15,7 @@ _BOUNDARIES = {"fill": 0, "pad": 0, "wrap": 1, "circular": 1, "symm": 2, "symmet
 
 
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
-               workers=None):
+               workers=None, out=None):
     """Convolve two 2-D arrays, as ``scipy.signal.convolve2d`` does.
 
     The result equals ``scipy.signal.convolve2d(in1, in2, mode, boundary,
@@ -50,6 +50,12 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
         Threads to use; ``None`` uses the default (see :func:`fastkern.set_workers`),
         negative values count back from the number of CPUs.  The result does not
         depend on it.
+    out : ndarray, optional
+        Where to write the result: an array of the result's shape and dtype, of
+        any memory layout, which may be one of the inputs.  A loop over images of
+        one size that passes the same ``out`` each time saves the cost of
+        allocating the result, which for a large output is that of writing it
+        once more.
 
     Returns
     -------
@@ -58,14 +64,19 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
         the promoted dtype of the inputs, as scipy's.  float32/float64 and
         complex64/complex128 are computed natively; integer dtypes exactly, with
         the same wraparound as scipy; long double dtypes in double precision.
+        The array passed as ``out``, if one was.
 
     Raises
     ------
     ValueError
         For inputs that are not 2-D or are empty, or whose dtypes promote to one
         scipy rejects (bool, float16, object, ...); for an unknown mode or boundary, a bad
-        fillvalue, a stride below 1, or ``workers=0``; and, in ``"valid"`` mode,
-        when neither input is at least as large as the other in every dimension.
+        fillvalue, a stride below 1, or ``workers=0``; in ``"valid"`` mode,
+        when neither input is at least as large as the other in every dimension;
+        and for an ``out`` of the wrong shape or one that is read-only.
+    TypeError
+        For an ``out`` that is not a NumPy array or has another dtype than the
+        result's.
 
     See Also
     --------
@@ -85,11 +96,11 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
     array([[12., 20.],
            [52., 60.]])
     """
-    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve=True)
+    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, out, convolve=True)
 
 
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
-                workers=None):
+                workers=None, out=None):
     """Cross-correlate two 2-D arrays, as ``scipy.signal.correlate2d`` does.
 
     ``out[i, j] = sum_{k, l} in1[i + k - o0, j + l - o1] * conj(in2[k, l])`` with
@@ -99,7 +110,7 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1
 
     Parameters
     ----------
-    in1, in2, mode, boundary, fillvalue, stride, workers
+    in1, in2, mode, boundary, fillvalue, stride, workers, out
         As for :func:`convolve2d`.
 
     Returns
@@ -119,7 +130,7 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1
     array([[-1., -1.],
            [-1., -1.]])
     """
-    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve=False)
+    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, out, convolve=False)
 
 
 def _as_input(x, name):
@@ -184,6 +195,17 @@ def _parse_fill(fillvalue, out_dtype):
     return fc
 
 
+def _check_out(out, shape, dtype):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, but the result has shape {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}, but the result has dtype {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+
+
 def _aligned(x):
     return x if x.flags.aligned else x.copy()
 
@@ -196,7 +218,7 @@ def _planes(x, real_dtype):
     return _aligned(np.asarray(x, dtype=real_dtype)), None
 
 
-def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve):
+def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convolve):
     in1 = _as_input(in1, "in1")
     in2 = _as_input(in2, "in2")
     if not isinstance(mode, str) or mode not in _MODES:
@@ -216,6 +238,13 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve):
     fill = _parse_fill(fillvalue, out_dtype)
 
     swapped = mode == "valid" and _valid_swap(in1.shape, in2.shape, "in1")
+    if result is not None:
+        # the kernels write while they read: an input that shares memory with the
+        # output is read from a copy
+        if np.may_share_memory(in1, result):
+            in1 = in1.copy()
+        if np.may_share_memory(in2, result):
+            in2 = in2.copy()
 
     # Everything becomes a correlation of `image` with `kernel`, the kernel's window
     # for output (0, 0) starting at image coordinate `off`.
@@ -239,6 +268,8 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve):
         off = [0, 0]
         full_shape = [n - k + 1 for n, k in zip(image.shape, kernel.shape)]
     out_shape = ((full_shape[0] + step0 - 1) // step0, (full_shape[1] + step1 - 1) // step1)
+    if result is not None:
+        _check_out(result, out_shape, out_dtype)
 
     # compute dtypes: float32 or float64 planes, or uint64 (wrapping) for integers
     if out_dtype.kind in "iu":
@@ -265,15 +296,26 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, convolve):
         with np.errstate(over="ignore"):
             fill_re, fill_im = real_dtype.type(fill.real), real_dtype.type(fill.imag)
 
+    # the kernels write to `out`: the result array itself where its dtype is the
+    # compute dtype (int64 is written as its uint64 view) and it is aligned
+    compute_dtype = np.result_type(real_dtype, np.complex64) if out_dtype.kind == "c" \
+        else real_dtype
+    if result is not None and result.flags.aligned and (
+            out_dtype == compute_dtype or (out_dtype == np.int64 and compute_dtype == np.uint64)):
+        out = result.view(compute_dtype)
+    else:
+        out = np.empty(out_shape, dtype=compute_dtype)
     if out_dtype.kind == "c":
-        out = np.empty(out_shape, dtype=np.result_type(real_dtype, np.complex64))
         out_re, out_im = out.real, out.imag
     else:
-        out = out_re = np.empty(out_shape, dtype=real_dtype)
-        out_im = None
+        out_re, out_im = out, None
     _convolve.correlate_planes(img_re, img_im, ker_re, ker_im, out_re, out_im,
                                fill_re, fill_im, off[0], off[1], step0, step1,
                                _BOUNDARIES[boundary], n_threads)
     if real_dtype == np.uint64 and out_dtype.kind == "i":
         out = out.view(np.int64)
-    return out.astype(out_dtype, copy=False)
+    if result is None:
+        return out.astype(out_dtype, copy=False)
+    if not np.shares_memory(out, result):
+        np.copyto(result, out, casting="unsafe")  # integers wrap, as scipy's do
+    return result
