@@ -23,7 +23,7 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, sqrt
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -257,6 +257,36 @@ cdef double _resample_moments(fk_pcg64 *gen, int kind, const real_t *x, const re
     return _finish_moments(kind, &m, ddof)
 
 
+# Largest array that each thread copies for itself (_own_copy): about one core's
+# L2 cache.
+cdef size_t _OWN_COPY_MAX_BYTES = 2 << 20
+
+
+cdef const void *_own_copy(const void *p, size_t nbytes, int n_threads) noexcept nogil:
+    """A copy of p for the calling thread, when several threads gather from it and
+    it fits in a core's cache; else p itself (and p too if the copy cannot be
+    allocated: it only saves time).
+
+    On the 2-core machine, two threads gathering at random from one shared
+    100,000-element array ran about 15% slower than each from its own copy, and
+    the mean's 2-worker speed-up went from 1.4-1.7x to 1.9-2.0x with copies; for
+    an 8 MB array the copies cost more than they saved.  Free with _free_copy.
+    """
+    cdef void *q
+    if n_threads <= 1 or nbytes > _OWN_COPY_MAX_BYTES:
+        return p
+    q = malloc(nbytes)
+    if q == NULL:
+        return p
+    memcpy(q, p, nbytes)
+    return q
+
+
+cdef inline void _free_copy(const void *q, const void *p) noexcept nogil:
+    if q != p:
+        free(<void *>q)
+
+
 def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
                      const real_t[::1] y, double cx, double cy, double ddof, bint paired,
                      double[::1] out, int n_threads):
@@ -272,15 +302,24 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
     cdef const real_t *px = &x[0]
     cdef const real_t *py = &y[0]
     cdef double *pout = &out[0]
+    cdef const real_t *tx
+    cdef const real_t *ty
     cdef fk_pcg64 stream
     if n_blocks > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
-    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=n_threads):
-        stream = streams.states[b]      # a thread's own copy: see BlockStreams
-        for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-            pout[r] = _resample_moments(&stream, kind, px, py, nx, ny, cx, cy, ddof,
-                                        paired)
-        streams.states[b] = stream
+    n_threads = <int>min(n_threads, n_blocks)
+    with nogil, parallel(num_threads=n_threads):
+        tx = <const real_t *>_own_copy(px, nx * sizeof(real_t), n_threads)
+        ty = tx if py == px else <const real_t *>_own_copy(py, ny * sizeof(real_t), n_threads)
+        for b in prange(n_blocks, schedule="dynamic"):
+            stream = streams.states[b]      # a thread's own copy: see BlockStreams
+            for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
+                pout[r] = _resample_moments(&stream, kind, tx, ty, nx, ny, cx, cy, ddof,
+                                            paired)
+            streams.states[b] = stream
+        if ty != tx:
+            _free_copy(ty, py)
+        _free_copy(tx, px)
 
 
 cdef void _totals(int kind, const real_t *x, const real_t *y, Py_ssize_t nx, Py_ssize_t ny,
@@ -436,23 +475,27 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
     cdef const double *pval = &values[0]
     cdef double *pout = &out[0]
     cdef int64_t *counts
+    cdef const int64_t *tinv
     cdef Py_ssize_t b, r
     cdef int failed = 0
     cdef fk_pcg64 stream
     if n_blocks > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
+    n_threads = <int>min(n_threads, n_blocks)
     with nogil, parallel(num_threads=n_threads):
         counts = <int64_t *>calloc(n_values, sizeof(int64_t))
+        tinv = <const int64_t *>_own_copy(pinv, n * sizeof(int64_t), n_threads)
         for b in prange(n_blocks, schedule="dynamic"):
             if counts == NULL:
                 failed += 1
                 continue
             stream = streams.states[b]      # a thread's own copy: see BlockStreams
             for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-                _draw_counts(&stream, pinv, n, counts)
+                _draw_counts(&stream, tinv, n, counts)
                 pout[r] = _order_statistic(kind, counts, pval, lo, hi, gamma)
                 memset(counts, 0, n_values * sizeof(int64_t))
             streams.states[b] = stream
+        _free_copy(tinv, pinv)
         free(counts)
     if failed:
         raise MemoryError("bootstrap: could not allocate a histogram per thread")
