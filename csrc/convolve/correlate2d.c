@@ -89,19 +89,30 @@ static ptrdiff_t fk_col_block(const fk_corr2d_geom *g)
     return g->step1 < FK_COL_BLOCK ? FK_COL_BLOCK / g->step1 : 1;
 }
 
+/* Output columns of an edge block, at least (when the output has them): as many
+ * as the widest SIMD block, so that edge blocks too run the SIMD kernels. */
+#define FK_EDGE_COLS 64
+
 /* End of the column block that starts at output column c0.  Blocks hold at most
- * fk_col_block columns and never straddle the edges of the run of columns whose
+ * fk_col_block columns and never straddle the edges of a run of columns whose
  * windows lie inside the image, so that interior blocks read the image in place
- * and only edge blocks are gathered. */
+ * and only the edge blocks, at least FK_EDGE_COLS wide, are gathered. */
 static ptrdiff_t fk_col_block_end(const fk_corr2d_geom *g, ptrdiff_t c0)
 {
+    const ptrdiff_t n = g->out_cols;
+    /* output columns [c_lo, c_hi) have windows inside the image */
     const ptrdiff_t c_lo = g->off1 >= 0 ? 0 : (g->step1 - 1 - g->off1) / g->step1;
     const ptrdiff_t last = g->in_cols - g->k_cols - g->off1; /* inside while c*step1 <= last */
     const ptrdiff_t c_hi = last < 0 ? 0 : last / g->step1 + 1;
+    /* the edge blocks: [0, left) and [right, n) */
+    ptrdiff_t left = c_lo > 0 ? (c_lo > FK_EDGE_COLS ? c_lo : FK_EDGE_COLS) : 0;
+    if (left > n) left = n;
+    ptrdiff_t right = c_hi < n ? (c_hi < n - FK_EDGE_COLS ? c_hi : n - FK_EDGE_COLS) : n;
+    if (right < left) right = left;
     ptrdiff_t end = c0 + fk_col_block(g);
-    if (c0 < c_lo && c_lo < end) end = c_lo;
-    if (c0 < c_hi && c_hi < end) end = c_hi;
-    return end < g->out_cols ? end : g->out_cols;
+    if (c0 < left && left < end) end = left;
+    if (c0 < right && right < end) end = right;
+    return end < n ? end : n;
 }
 
 ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows)

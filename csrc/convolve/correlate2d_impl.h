@@ -148,18 +148,15 @@ static void FK_FN(simd_rows)(int isa, const FK_T *t, ptrdiff_t ld, ptrdiff_t t_r
     }
 }
 
-int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const FK_T *ker,
-                               FK_T fill, FK_T *out, ptrdiff_t row_begin, ptrdiff_t row_end,
-                               int store)
+/* Output rows [row_begin, row_end), all of whose windows lie inside the image
+ * rows or none of whose do, with scratch buf (fk_correlate2d_scratch elements). */
+static void FK_FN(rows_part)(const fk_corr2d_geom *g, const FK_T *img, const FK_T *ker,
+                             FK_T fill, FK_T *out, ptrdiff_t row_begin, ptrdiff_t row_end,
+                             int store, FK_T *buf)
 {
-    if (row_end <= row_begin) return 0;
     const ptrdiff_t nrows = row_end - row_begin;
     const ptrdiff_t nr = (nrows - 1) * g->step0 + g->k_rows;  /* image rows touched */
-
     const ptrdiff_t max_nc = fk_col_block(g) < g->out_cols ? fk_col_block(g) : g->out_cols;
-
-    FK_T *buf = (FK_T *)malloc((size_t)fk_correlate2d_scratch(g, nrows) * sizeof(FK_T));
-    if (buf == NULL) return -1;
     FK_T *acc = buf;                 /* 4 rows of max_nc elements */
     FK_T *tilebuf = buf + 4 * max_nc;  /* nr x nq elements */
     const int isa = FK_FN(simd_isa)(fk_correlate2d_isa(-1));
@@ -220,6 +217,27 @@ int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const F
                 }
             }
         }
+    }
+}
+
+int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const FK_T *ker,
+                               FK_T fill, FK_T *out, ptrdiff_t row_begin, ptrdiff_t row_end,
+                               int store)
+{
+    if (row_end <= row_begin) return 0;
+    FK_T *buf = (FK_T *)malloc((size_t)fk_correlate2d_scratch(g, row_end - row_begin)
+                               * sizeof(FK_T));
+    if (buf == NULL) return -1;
+    /* output rows [i_lo, i_hi) have windows inside the image: apart from the
+     * rows outside it, so that their blocks are read in place, not gathered */
+    const ptrdiff_t i_lo = g->off0 >= 0 ? 0 : (g->step0 - 1 - g->off0) / g->step0;
+    const ptrdiff_t last = g->in_rows - g->k_rows - g->off0;
+    const ptrdiff_t i_hi = last < 0 ? 0 : last / g->step0 + 1;
+    for (ptrdiff_t r0 = row_begin, r1; r0 < row_end; r0 = r1) {
+        r1 = row_end;
+        if (r0 < i_lo && i_lo < r1) r1 = i_lo;
+        if (r0 < i_hi && i_hi < r1) r1 = i_hi;
+        FK_FN(rows_part)(g, img, ker, fill, out, r0, r1, store, buf);
     }
     free(buf);
     return 0;
