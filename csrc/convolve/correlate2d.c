@@ -46,9 +46,12 @@ static int fk_isa_chosen = -1;
 
 int fk_correlate2d_isa(int isa)
 {
-    const int best = fk_isa_best();
-    if (isa >= 0) fk_isa_chosen = isa < best ? isa : best;
-    else if (fk_isa_chosen < 0) fk_isa_chosen = best;
+    if (isa >= 0) {
+        const int best = fk_isa_best();
+        fk_isa_chosen = isa < best ? isa : best;
+    } else if (fk_isa_chosen < 0) {
+        fk_isa_chosen = fk_isa_best();
+    }
     return fk_isa_chosen;
 }
 

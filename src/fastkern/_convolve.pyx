@@ -141,6 +141,7 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
 
 
 _ISA_NAMES = ("scalar", "base", "avx2", "avx512")
+fk_correlate2d_isa(-1)  # choose the kernels once, at import, before any thread runs
 
 
 def _isa(name=None):
