@@ -92,14 +92,15 @@ static ptrdiff_t fk_col_block(const fk_corr2d_geom *g)
     return g->step1 < FK_COL_BLOCK ? FK_COL_BLOCK / g->step1 : 1;
 }
 
-/* Output columns of an edge block, at least (when the output has them): as many
- * as the widest SIMD block, so that edge blocks too run the SIMD kernels. */
+/* Output columns of an edge block at unit column step, at least (when the output
+ * has them): as many as the widest SIMD block, so that edge blocks too run the
+ * SIMD kernels. */
 #define FK_EDGE_COLS 64
 
 /* End of the column block that starts at output column c0.  Blocks hold at most
  * fk_col_block columns and never straddle the edges of a run of columns whose
  * windows lie inside the image, so that interior blocks read the image in place
- * and only the edge blocks, at least FK_EDGE_COLS wide, are gathered. */
+ * and only the edge blocks are gathered. */
 static ptrdiff_t fk_col_block_end(const fk_corr2d_geom *g, ptrdiff_t c0)
 {
     const ptrdiff_t n = g->out_cols;
@@ -108,9 +109,10 @@ static ptrdiff_t fk_col_block_end(const fk_corr2d_geom *g, ptrdiff_t c0)
     const ptrdiff_t last = g->in_cols - g->k_cols - g->off1; /* inside while c*step1 <= last */
     const ptrdiff_t c_hi = last < 0 ? 0 : last / g->step1 + 1;
     /* the edge blocks: [0, left) and [right, n) */
-    ptrdiff_t left = c_lo > 0 ? (c_lo > FK_EDGE_COLS ? c_lo : FK_EDGE_COLS) : 0;
+    const ptrdiff_t edge = g->step1 == 1 ? FK_EDGE_COLS : 1;
+    ptrdiff_t left = c_lo > 0 ? (c_lo > edge ? c_lo : edge) : 0;
     if (left > n) left = n;
-    ptrdiff_t right = c_hi < n ? (c_hi < n - FK_EDGE_COLS ? c_hi : n - FK_EDGE_COLS) : n;
+    ptrdiff_t right = c_hi < n ? (c_hi < n - edge ? c_hi : n - edge) : n;
     if (right < left) right = left;
     ptrdiff_t end = c0 + fk_col_block(g);
     if (c0 < left && left < end) end = left;

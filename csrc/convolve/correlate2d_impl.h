@@ -159,7 +159,7 @@ static void FK_FN(rows_part)(const fk_corr2d_geom *g, const FK_T *img, const FK_
     const ptrdiff_t max_nc = fk_col_block(g) < g->out_cols ? fk_col_block(g) : g->out_cols;
     FK_T *acc = buf;                 /* 4 rows of max_nc elements */
     FK_T *tilebuf = buf + 4 * max_nc;  /* nr x nq elements */
-    const int isa = FK_FN(simd_isa)(fk_correlate2d_isa(-1));
+    const int isa = FK_FN(simd_isa)(g->isa);
     const ptrdiff_t simd_cols = fk_isa_width(isa, sizeof(FK_T));
 
     for (ptrdiff_t c0 = 0, c1; c0 < g->out_cols; c0 = c1) {

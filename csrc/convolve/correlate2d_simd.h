@@ -8,8 +8,9 @@
  * would be split and spilled by the compiler.
  *
  * Every output is summed in one order, over kernel rows a and then columns b,
- * starting from zero, in both kernels below and in correlate_row: an output has
- * the same value whichever kernel and thread compute it. */
+ * starting from zero, in both kernels below and in correlate_row.  Which kernel
+ * computes an output depends on its column block alone, never on the row tiles,
+ * so results do not depend on the number of threads. */
 
 #define FK_ICAT_(a, b, c) a##_##b##_##c
 #define FK_ICAT(a, b, c) FK_ICAT_(a, b, c)
@@ -21,7 +22,9 @@ typedef FK_T FK_IFN(fk_vec) __attribute__((vector_size(FK_ISA_BYTES), aligned(si
 /* Keep a loaded vector in a register.  Without this the compiler folds the load
  * into each multiply-add that uses it, repeating the (unaligned) load once per
  * output row of the block. */
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
+#define FK_KEEP(x) __asm__("" : "+v"(x))
+#elif defined(__i386__) && defined(__SSE2__)
 #define FK_KEEP(x) __asm__("" : "+x"(x))
 #elif defined(__aarch64__)
 #define FK_KEEP(x) __asm__("" : "+w"(x))

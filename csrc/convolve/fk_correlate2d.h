@@ -34,6 +34,7 @@ typedef struct {
     ptrdiff_t off0, off1;         /* image coordinate of out[0, 0]'s window corner */
     ptrdiff_t step0, step1;       /* output stride, >= 1 */
     int boundary;                 /* FK_BOUNDARY_* */
+    int isa;                      /* kernel family, fk_correlate2d_isa(-1) */
 } fk_corr2d_geom;
 
 /* Each returns 0, or -1 if its scratch buffer could not be allocated.

@@ -302,8 +302,8 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
     cdef const real_t *px = &x[0]
     cdef const real_t *py = &y[0]
     cdef double *pout = &out[0]
-    cdef const real_t *tx
-    cdef const real_t *ty
+    cdef const real_t *tx = NULL   # thread-private in the parallel block
+    cdef const real_t *ty = NULL
     cdef fk_pcg64 stream
     if n_blocks > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
@@ -474,8 +474,8 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
     cdef const int64_t *pinv = &inverse[0]
     cdef const double *pval = &values[0]
     cdef double *pout = &out[0]
-    cdef int64_t *counts
-    cdef const int64_t *tinv
+    cdef int64_t *counts = NULL    # thread-private in the parallel block
+    cdef const int64_t *tinv = NULL
     cdef Py_ssize_t b, r
     cdef int failed = 0
     cdef fk_pcg64 stream

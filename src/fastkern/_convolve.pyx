@@ -13,6 +13,7 @@ cdef extern from "convolve/fk_correlate2d.h" nogil:
         Py_ssize_t out_rows, out_cols, out_s0, out_s1
         Py_ssize_t off0, off1, step0, step1
         int boundary
+        int isa
     enum:
         FK_STORE_SET
         FK_STORE_ADD
@@ -72,6 +73,7 @@ cdef fk_corr2d_geom _geom(const real_t[:, :] img, const real_t[:, ::1] ker,
     g.step0 = step0
     g.step1 = step1
     g.boundary = boundary
+    g.isa = fk_correlate2d_isa(-1)  # once per call: every tile uses the same kernels
     return g
 
 
@@ -102,6 +104,7 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     cdef real_t *p_out_im = NULL
     if has_img_im:
         g_im = _geom(img_im, ker_re, out_re, off0, off1, step0, step1, boundary)
+        g_im.isa = g_re.isa
         p_img_im = &img_im[0, 0]
     if has_ker_im:
         p_ker_im = &ker_im[0, 0]
@@ -145,8 +148,11 @@ fk_correlate2d_isa(-1)  # choose the kernels once, at import, before any thread 
 
 
 def _isa(name=None):
-    """The kernel family unit-stride correlations use, by name; with ``name``,
-    select it first (capped at what this CPU runs).  For tests and benchmarks:
-    not while a convolution runs."""
+    """The kernel family unit-stride float correlations use, by name (integers
+    use the AVX-512 family or plain C); with ``name``, select it first (capped at
+    what this CPU runs).  For tests and benchmarks: a call already running keeps
+    the family it started with."""
+    if name is not None and name not in _ISA_NAMES:
+        raise ValueError(f"unknown kernel family {name!r}; the families are {_ISA_NAMES}")
     code = fk_correlate2d_isa(-1 if name is None else _ISA_NAMES.index(name))
     return _ISA_NAMES[code]

@@ -238,13 +238,6 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convol
     fill = _parse_fill(fillvalue, out_dtype)
 
     swapped = mode == "valid" and _valid_swap(in1.shape, in2.shape, "in1")
-    if result is not None:
-        # the kernels write while they read: an input that shares memory with the
-        # output is read from a copy
-        if np.may_share_memory(in1, result):
-            in1 = in1.copy()
-        if np.may_share_memory(in2, result):
-            in2 = in2.copy()
 
     # Everything becomes a correlation of `image` with `kernel`, the kernel's window
     # for output (0, 0) starting at image coordinate `off`.
@@ -270,6 +263,12 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convol
     out_shape = ((full_shape[0] + step0 - 1) // step0, (full_shape[1] + step1 - 1) // step1)
     if result is not None:
         _check_out(result, out_shape, out_dtype)
+        # the kernels write while they read: an input that shares memory with the
+        # output is read from a copy
+        if np.may_share_memory(image, result):
+            image = image.copy()
+        if np.may_share_memory(kernel, result):
+            kernel = kernel.copy()
 
     # compute dtypes: float32 or float64 planes, or uint64 (wrapping) for integers
     if out_dtype.kind in "iu":
@@ -300,11 +299,9 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convol
     # compute dtype (int64 is written as its uint64 view) and it is aligned
     compute_dtype = np.result_type(real_dtype, np.complex64) if out_dtype.kind == "c" \
         else real_dtype
-    if result is not None and result.flags.aligned and (
-            out_dtype == compute_dtype or (out_dtype == np.int64 and compute_dtype == np.uint64)):
-        out = result.view(compute_dtype)
-    else:
-        out = np.empty(out_shape, dtype=compute_dtype)
+    direct = result is not None and result.flags.aligned and (
+        out_dtype == compute_dtype or (out_dtype == np.int64 and compute_dtype == np.uint64))
+    out = result.view(compute_dtype) if direct else np.empty(out_shape, dtype=compute_dtype)
     if out_dtype.kind == "c":
         out_re, out_im = out.real, out.imag
     else:
@@ -316,6 +313,6 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convol
         out = out.view(np.int64)
     if result is None:
         return out.astype(out_dtype, copy=False)
-    if not np.shares_memory(out, result):
+    if not direct:
         np.copyto(result, out, casting="unsafe")  # integers wrap, as scipy's do
     return result
