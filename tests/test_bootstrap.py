@@ -420,11 +420,54 @@ BAD_INPUTS = [
     (dict(seed="abc"), TypeError, "seed"),
     (dict(seed=np.random.RandomState(0)), TypeError, "seed"),
     (dict(workers=0), ValueError, "workers"),
-    (dict(statistic=lambda x: x.mean()), TypeError, "vectorised"),
+    (dict(statistic=lambda x: x.mean(), vectorized=True), TypeError, "takes no axis"),
+    (dict(statistic=np.mean, vectorized="no"), TypeError, "vectorized"),
+    (dict(statistic="mean", vectorized=False), ValueError, "vectorized is only used"),
     (dict(statistic=lambda x, axis: np.mean(x)), ValueError, "one value per resample"),
     (dict(statistic=np.mean, batch=0), ValueError, "batch"),
     (dict(bootstrap_result=object()), TypeError, "bootstrap_result"),
 ]
+
+
+@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("method", ["percentile", "BCa"])
+def test_statistic_of_one_resample_equals_vectorised_form(paired, method):
+    # vectorized=False (or a callable without axis): called once per resample,
+    # on the same resamples as the vectorised form, so the results agree
+    rng = np.random.default_rng(41)
+    x, y = rng.normal(size=40), rng.normal(size=40)
+
+    def one(a, b):
+        return np.percentile(a, 80) - np.median(b)
+
+    def vec(a, b, axis=-1):
+        return np.percentile(a, 80, axis=axis) - np.median(b, axis=axis)
+
+    ref = bootstrap((x, y), vec, n_resamples=300, method=method, paired=paired, seed=3,
+                    batch=7)
+    for kwargs in ({}, {"vectorized": False}):
+        res = bootstrap((x, y), one, n_resamples=300, method=method, paired=paired, seed=3,
+                        batch=7, **kwargs)
+        np.testing.assert_allclose(res.bootstrap_distribution, ref.bootstrap_distribution,
+                                   rtol=1e-12)
+        np.testing.assert_allclose(res.confidence_interval, ref.confidence_interval,
+                                   rtol=1e-12)
+
+
+def test_vectorized_false_calls_once_per_resample_even_with_axis():
+    x = np.random.default_rng(42).normal(size=30)
+    shapes = []
+
+    def stat(a, axis=-1):
+        shapes.append(np.shape(a))
+        return np.mean(a, axis=axis)
+
+    res = bootstrap(x, stat, n_resamples=20, method="percentile", vectorized=False, seed=1)
+    assert res.bootstrap_distribution.shape == (20,)
+    assert set(shapes) == {(30,)}
+    ref = scipy.stats.bootstrap((x,), np.mean, n_resamples=0, method="percentile",
+                                bootstrap_result=res)
+    assert ref.confidence_interval.low == pytest.approx(res.confidence_interval.low, rel=1e-9)
 
 
 @pytest.mark.parametrize("kwargs, error, match", BAD_INPUTS)

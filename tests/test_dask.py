@@ -147,6 +147,19 @@ def test_bootstrap_local_cluster_equals_single_machine(client):
                  fastkern.bootstrap(x, "mean", n_resamples=2000, seed=3))
 
 
+def _trimmed_range(x):
+    """A statistic of one resample (not vectorised)."""
+    return np.percentile(x, 90) - np.percentile(x, 10)
+
+
+def test_bootstrap_statistic_of_one_resample_on_a_cluster(client):
+    x = np.random.default_rng(8).normal(size=200)
+    lazy = fkd.bootstrap(x, _trimmed_range, n_resamples=300, seed=2, blocks_per_task=2,
+                         vectorized=False)
+    _same_result(client.compute(lazy).result(),
+                 fastkern.bootstrap(x, _trimmed_range, n_resamples=300, seed=2))
+
+
 def test_bootstrap_validates_before_running():
     with pytest.raises(ValueError, match="confidence_level"):
         fkd.bootstrap(np.arange(5.0), confidence_level=2)

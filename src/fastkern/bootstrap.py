@@ -65,8 +65,8 @@ _CALLABLE_BATCH_ELEMENTS = 1 << 22
 
 def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95,
               method="BCa", alternative="two-sided", paired=False, q=None, ddof=1,
-              proportiontocut=None, batch=None, bootstrap_result=None, seed=None,
-              workers=None):
+              proportiontocut=None, batch=None, vectorized=None, bootstrap_result=None,
+              seed=None, workers=None):
     """Bootstrap confidence interval of a statistic, as ``scipy.stats.bootstrap``.
 
     Each of ``n_resamples`` resamples draws, with replacement, as many observations
@@ -96,6 +96,8 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
         axis (scipy's ``vectorized=True`` form): it receives the resamples of a
         batch stacked along axis 0 and returns one value per resample.  Its
         resample indices are drawn in compiled code, a bounded batch at a time.
+        A callable ``statistic(*samples)`` that takes one resample and returns
+        one value works too (``vectorized=False``), called once per resample.
     n_resamples : int, optional
         Number of resamples (default 9999).  May be 0 when ``bootstrap_result`` is
         given, to recompute the interval only.
@@ -120,6 +122,13 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     batch : int, optional
         Resamples per call of a callable statistic.  By default, as many as keep
         the batch's indices under 32 MiB.  Ignored for built-in statistics.
+    vectorized : bool, optional
+        Whether a callable statistic is vectorised (takes ``axis``).  ``None``
+        (default) decides as scipy does: vectorised if its signature has an
+        ``axis`` parameter.  A statistic that is not vectorised is called from
+        Python once per resample (and once per left-out observation for BCa),
+        holding the GIL, so it is no faster than scipy's own loop; only the
+        indices are drawn in compiled code.
     bootstrap_result : BootstrapResult, optional
         A previous result whose ``bootstrap_distribution`` the new resamples are
         appended to.  The new resamples are drawn from ``seed`` as usual, so give
@@ -210,7 +219,7 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     True
     """
     plan = _plan(data, statistic, n_resamples, confidence_level, method, alternative, paired,
-                 q, ddof, proportiontocut, batch, bootstrap_result, seed)
+                 q, ddof, proportiontocut, batch, bootstrap_result, seed, vectorized)
     n_threads = resolve_workers(workers)
     dist = resample_blocks(plan, 0, plan.n_blocks, n_threads)
     return finish(plan, [dist])
@@ -230,10 +239,10 @@ class _Plan:
 
 
 def _plan(data, statistic, n_resamples, confidence_level, method, alternative, paired, q,
-          ddof, proportiontocut, batch, bootstrap_result, seed):
+          ddof, proportiontocut, batch, bootstrap_result, seed, vectorized=None):
     samples, names = _as_samples(data)
     estimator = _make_estimator(statistic, samples, names, paired, q, ddof,
-                                proportiontocut, batch)
+                                proportiontocut, batch, vectorized)
     n_resamples = _check_n_resamples(n_resamples, bootstrap_result)
     confidence_level = _check_real(confidence_level, "confidence_level")
     if not 0 < confidence_level < 1:
@@ -373,10 +382,13 @@ def _previous_distribution(bootstrap_result):
 # ---------------------------------------------------------------------------
 # Estimators: the distribution, the observed statistic and the jackknife
 
-def _make_estimator(statistic, samples, names, paired, q, ddof, proportiontocut, batch):
+def _make_estimator(statistic, samples, names, paired, q, ddof, proportiontocut, batch,
+                    vectorized=None):
     if paired not in (True, False):
         raise TypeError(f"paired must be True or False, got {paired!r}")
     paired = bool(paired)
+    if vectorized is not None and vectorized not in (True, False):
+        raise TypeError(f"vectorized must be True, False or None, got {vectorized!r}")
     if paired and len({s.size for s in samples}) > 1:
         sizes = ", ".join(f"{name} has {s.size}" for name, s in zip(names, samples))
         raise ValueError(f"paired samples must have the same length; {sizes}")
@@ -384,7 +396,9 @@ def _make_estimator(statistic, samples, names, paired, q, ddof, proportiontocut,
         for value, name in ((q, "q"), (proportiontocut, "proportiontocut")):
             if value is not None:
                 raise ValueError(f"{name} is only used by the built-in statistics")
-        return _CallableStatistic(statistic, samples, paired, batch)
+        return _CallableStatistic(statistic, samples, paired, batch, vectorized)
+    if vectorized is not None:
+        raise ValueError("vectorized is only used by a callable statistic")
     if not isinstance(statistic, str):
         raise TypeError(f"statistic must be a string or a callable, got {statistic!r}")
     if statistic in _ONE_SAMPLE:
@@ -523,18 +537,37 @@ class _OrderStatistic:
         return [per_value[self.inverse]]
 
 
-class _CallableStatistic:
-    """A vectorised callable, given index batches drawn in compiled code."""
+class _OnePerResample:
+    """A statistic of one resample as a vectorised one: ``f(*arrays, axis=-1)`` on
+    arrays of shape (m, n_k) calls it on each row; on 1-D arrays, once."""
 
-    def __init__(self, statistic, samples, paired, batch):
+    def __init__(self, statistic):
+        self.statistic = statistic
+
+    def __call__(self, *arrays, axis=-1):
+        if arrays[0].ndim == 1:
+            return self.statistic(*arrays)
+        return np.array([self.statistic(*(a[i] for a in arrays))
+                         for i in range(arrays[0].shape[0])])
+
+
+class _CallableStatistic:
+    """A callable statistic, given index batches drawn in compiled code."""
+
+    def __init__(self, statistic, samples, paired, batch, vectorized):
         try:
             params = inspect.signature(statistic).parameters
         except (TypeError, ValueError):  # some builtins have no signature: try axis
             params = {"axis": None}
-        if "axis" not in params and not any(
-                p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            raise TypeError("statistic must be vectorised: a callable "
+        takes_axis = "axis" in params or any(
+            p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+        if vectorized is None:
+            vectorized = takes_axis
+        if vectorized and not takes_axis:
+            raise TypeError("statistic must take axis when vectorized=True: a callable "
                             "statistic(*samples, axis=-1); this one takes no axis")
+        if not vectorized:
+            statistic = _OnePerResample(statistic)
         self.statistic, self.samples, self.paired = statistic, samples, paired
         self.sizes = [samples[0].size] if paired else [s.size for s in samples]
         self.batch = None if batch is None else _check_batch(batch)

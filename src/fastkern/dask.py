@@ -148,8 +148,8 @@ def _blockwise(x, in2, mode, boundary, fillvalue, convolve):
 
 def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95,
               method="BCa", alternative="two-sided", paired=False, q=None, ddof=1,
-              proportiontocut=None, batch=None, bootstrap_result=None, seed=None,
-              blocks_per_task=16, workers_per_task=1):
+              proportiontocut=None, batch=None, vectorized=None, bootstrap_result=None,
+              seed=None, blocks_per_task=16, workers_per_task=1):
     """:func:`fastkern.bootstrap` with its resample blocks spread over Dask tasks.
 
     Block ``b`` of resamples draws from its own stream, fixed by `seed` alone, so
@@ -159,7 +159,7 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     Parameters
     ----------
     data, statistic, n_resamples, confidence_level, method, alternative, paired, q, ddof,
-    proportiontocut, batch, bootstrap_result, seed
+    proportiontocut, batch, vectorized, bootstrap_result, seed
         As for :func:`fastkern.bootstrap`; validated here, before anything runs.
         A ``numpy.random.Generator`` seed is drawn from once, here.
     blocks_per_task : int, optional
@@ -188,7 +188,7 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
         raise ValueError(f"blocks_per_task must be a positive integer, got {blocks_per_task!r}")
     plan = _bootstrap_plan(data, statistic, n_resamples, confidence_level, method,
                            alternative, paired, q, ddof, proportiontocut, batch,
-                           bootstrap_result, seed)
+                           bootstrap_result, seed, vectorized)
     plan_key = dask.delayed(plan, pure=False)
     parts = [dask.delayed(_resample_blocks, pure=True)(
                  plan_key, first, min(first + blocks_per_task, plan.n_blocks), workers_per_task)
