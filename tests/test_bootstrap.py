@@ -390,7 +390,16 @@ BAD_INPUTS = [
     (dict(data=[1.0, np.inf, 3.0]), ValueError, "data contains an infinite"),
     (dict(data=([1.0, 2.0], [1.0, np.nan]), statistic="mean_diff"), ValueError,
      r"data\[1\] contains NaN"),
-    (dict(data=np.ones((3, 3))), ValueError, "1-D"),
+    (dict(data=np.ones((3, 3)), axis=2), ValueError, "axis 2 is out of range"),
+    (dict(axis=1), ValueError, "axis 1 is out of range for data"),
+    (dict(axis=1.5), TypeError, "axis must be an integer"),
+    (dict(data=np.ones((0, 3))), ValueError, "data must not be empty"),
+    (dict(data=(np.ones((4, 2)), np.ones((4, 3))), statistic="mean_diff"), ValueError,
+     "must broadcast"),
+    (dict(data=np.arange(10.0).reshape(5, 2), bootstrap_result=BootstrapResult(
+        None, np.ones(4), None)), ValueError, "must have shape"),
+    (dict(bootstrap_result=BootstrapResult(None, np.ones((2, 4)), None)), ValueError,
+     "must have shape"),
     (dict(data=[1j, 2j]), TypeError, "real"),
     (dict(data=["a", "b"]), TypeError, "real numbers"),
     (dict(n_resamples=0), ValueError, "n_resamples"),
@@ -468,6 +477,59 @@ def test_vectorized_false_calls_once_per_resample_even_with_axis():
     ref = scipy.stats.bootstrap((x,), np.mean, n_resamples=0, method="percentile",
                                 bootstrap_result=res)
     assert ref.confidence_interval.low == pytest.approx(res.confidence_interval.low, rel=1e-9)
+
+
+# -- samples of several dimensions: one bootstrap per element of the other axes ---
+
+@pytest.mark.parametrize("statistic, options", [("mean", {}), ("median", {}),
+                                                ("quantile", {"q": 0.3}),
+                                                (lambda x, axis: np.std(x, axis=axis), {})])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_each_element_is_the_one_dimensional_bootstrap(statistic, options, axis):
+    rng = np.random.default_rng(51)
+    data = rng.normal(size=(3, 40, 2)) if axis == 1 else \
+        np.moveaxis(rng.normal(size=(40, 3, 2)), 0, axis)
+    res = bootstrap(data, statistic, n_resamples=150, seed=9, axis=axis, **options)
+    batch = np.moveaxis(data, axis, -1)
+    assert res.confidence_interval.low.shape == batch.shape[:-1]
+    assert res.standard_error.shape == batch.shape[:-1]
+    assert res.bootstrap_distribution.shape == (*batch.shape[:-1], 150)
+    for index in np.ndindex(*batch.shape[:-1]):
+        one = bootstrap(batch[index], statistic, n_resamples=150, seed=9, **options)
+        np.testing.assert_array_equal(res.bootstrap_distribution[index],
+                                      one.bootstrap_distribution)
+        assert res.confidence_interval.low[index] == one.confidence_interval.low
+        assert res.confidence_interval.high[index] == one.confidence_interval.high
+        assert res.standard_error[index] == one.standard_error
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_batched_interval_equals_scipys_on_the_same_distribution(method):
+    rng = np.random.default_rng(52)
+    x = rng.normal(size=(4, 60))
+    y = rng.normal(size=(1, 45)) + 0.5      # broadcast against x's 4 rows
+    res = bootstrap((x, y), "mean_diff", n_resamples=400, method=method, axis=1, seed=2)
+    assert res.bootstrap_distribution.shape == (4, 400)
+    ref = scipy.stats.bootstrap((x, y), _mean_diff, n_resamples=0, method=method, axis=1,
+                                bootstrap_result=res, vectorized=True)
+    np.testing.assert_allclose(res.confidence_interval.low, ref.confidence_interval.low,
+                               rtol=1e-9)
+    np.testing.assert_allclose(res.confidence_interval.high, ref.confidence_interval.high,
+                               rtol=1e-9)
+
+
+def test_batched_result_can_be_extended_and_seeds_once():
+    x = np.random.default_rng(53).poisson(3.0, size=(30, 2)).astype(float)
+    x[:, 1] = x[:, 0]                        # two equal columns: equal results
+    first = bootstrap(x, "mean", n_resamples=100, seed=np.random.default_rng(4),
+                      method="percentile")
+    np.testing.assert_array_equal(first.bootstrap_distribution[0],
+                                  first.bootstrap_distribution[1])
+    more = bootstrap(x, "mean", n_resamples=50, seed=5, method="percentile",
+                     bootstrap_result=first)
+    assert more.bootstrap_distribution.shape == (2, 150)
+    np.testing.assert_array_equal(more.bootstrap_distribution[:, :100],
+                                  first.bootstrap_distribution)
 
 
 @pytest.mark.parametrize("kwargs, error, match", BAD_INPUTS)

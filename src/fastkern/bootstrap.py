@@ -64,7 +64,7 @@ _CALLABLE_BATCH_ELEMENTS = 1 << 22
 
 
 def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95,
-              method="BCa", alternative="two-sided", paired=False, q=None, ddof=1,
+              method="BCa", alternative="two-sided", paired=False, axis=0, q=None, ddof=1,
               proportiontocut=None, batch=None, vectorized=None, bootstrap_result=None,
               seed=None, workers=None):
     """Bootstrap confidence interval of a statistic, as ``scipy.stats.bootstrap``.
@@ -79,10 +79,10 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
 
     Parameters
     ----------
-    data : array_like, shape (n,), or sequence of array_like
-        One sample (a 1-D array) or a sequence of 1-D samples such as ``(x, y)``.
-        Each sample needs at least two observations, all finite; values are
-        computed in float64 (float32 samples are read as they are).
+    data : array_like or sequence of array_like
+        One sample (an array) or a sequence of samples such as ``(x, y)``.  Each
+        sample needs at least two observations along ``axis``, all finite; values
+        are computed in float64 (float32 samples are read as they are).
     statistic : str or callable, optional
         A built-in statistic, computed on every resample without materialising it:
 
@@ -112,6 +112,13 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     paired : bool, optional
         Resample observations of all samples together (pairs), rather than each
         sample independently.  All samples must then have the same length.
+    axis : int, optional
+        The axis of each sample that holds its observations (default 0).  Samples
+        of more than one dimension give one bootstrap per element of their other
+        axes, broadcast against each other, as in scipy; every one of them draws
+        the same resample indices (it has the same seed), and the result's fields
+        are arrays of that shape (``bootstrap_distribution`` with the resamples
+        last).
     q : float, optional
         Probability in [0, 1] of ``"quantile"`` (NumPy's default "linear" method).
     ddof : float, optional
@@ -160,7 +167,8 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     ------
     ValueError
         For an empty sample, a sample with one observation, NaN or infinite
-        values, samples that are not 1-D, paired samples of different lengths, a
+        values, an ``axis`` out of range, samples whose other axes do not
+        broadcast together, paired samples of different lengths, a
         number of samples the statistic does not take, an unknown statistic,
         method or alternative, ``n_resamples < 1`` without ``bootstrap_result``,
         ``confidence_level`` outside (0, 1), or ``q``, ``ddof`` or
@@ -218,10 +226,39 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     >>> bool(np.array_equal(res2.bootstrap_distribution, res3.bootstrap_distribution))
     True
     """
-    plan = _plan(data, statistic, n_resamples, confidence_level, method, alternative, paired,
-                 q, ddof, proportiontocut, batch, bootstrap_result, seed, vectorized)
-    n_threads = resolve_workers(workers)
-    dist = resample_blocks(plan, 0, plan.n_blocks, n_threads)
+    options = dict(statistic=statistic, n_resamples=n_resamples,
+                   confidence_level=confidence_level, method=method, alternative=alternative,
+                   paired=paired, q=q, ddof=ddof, proportiontocut=proportiontocut, batch=batch,
+                   vectorized=vectorized)
+    batched = _batched_samples(data, axis)
+    if batched is None:
+        return _bootstrap_1d(data, bootstrap_result, seed, workers, options)
+
+    samples, shape, is_sequence = batched
+    previous = _previous_distribution(bootstrap_result, shape)
+    root = _seeding.root_seed(seed)  # once: every element draws the same indices
+    results = []
+    for index in np.ndindex(*shape):
+        one = [s[index] for s in samples]
+        prior = None if previous is None else BootstrapResult(None, previous[index], None)
+        results.append(_bootstrap_1d(one if is_sequence else one[0], prior, root, workers,
+                                     options))
+
+    def stack(get):
+        return np.array([get(r) for r in results], dtype=np.float64).reshape(shape)
+
+    return BootstrapResult(
+        confidence_interval=ConfidenceInterval(stack(lambda r: r.confidence_interval.low),
+                                               stack(lambda r: r.confidence_interval.high)),
+        bootstrap_distribution=np.stack([r.bootstrap_distribution for r in results])
+        .reshape(*shape, -1),
+        standard_error=stack(lambda r: r.standard_error))
+
+
+def _bootstrap_1d(data, bootstrap_result, seed, workers, options):
+    """bootstrap() for samples of one dimension."""
+    plan = _plan(data, bootstrap_result=bootstrap_result, seed=seed, **options)
+    dist = resample_blocks(plan, 0, plan.n_blocks, resolve_workers(workers))
     return finish(plan, [dist])
 
 
@@ -365,7 +402,8 @@ def _check_n_resamples(n_resamples, bootstrap_result):
     return n_resamples
 
 
-def _previous_distribution(bootstrap_result):
+def _previous_distribution(bootstrap_result, shape=()):
+    """The distribution of bootstrap_result, of shape shape + (resamples,)."""
     if bootstrap_result is None:
         return None
     dist = getattr(bootstrap_result, "bootstrap_distribution", None)
@@ -373,10 +411,48 @@ def _previous_distribution(bootstrap_result):
         raise TypeError("bootstrap_result must have a bootstrap_distribution, got "
                         f"{type(bootstrap_result).__name__}")
     dist = np.asarray(dist, dtype=np.float64)
-    if dist.ndim != 1:
-        raise ValueError("bootstrap_result.bootstrap_distribution must be 1-D, got shape "
-                         f"{dist.shape}")
+    if dist.shape[:-1] != tuple(shape) or dist.ndim != len(shape) + 1:
+        raise ValueError(f"bootstrap_result.bootstrap_distribution must have shape "
+                         f"{(*shape, 'n')} (the resamples last), got {dist.shape}")
     return dist
+
+
+def _batched_samples(data, axis):
+    """None for samples of one dimension (checked against axis); else the samples
+    with their observations moved last and the other axes broadcast together,
+    their common shape, and whether data was a sequence of samples."""
+    is_sequence = isinstance(data, (tuple, list)) and bool(data) and all(
+        _is_array_like(s) for s in data)
+    raw = list(data) if is_sequence else [data]
+    try:
+        arrays = [np.asarray(s) for s in raw]
+    except (TypeError, ValueError):
+        return None  # ragged: _as_samples says what is wrong
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an integer, got {axis!r}") from None
+    for k, a in enumerate(arrays):
+        if a.ndim >= 1 and not -a.ndim <= axis < a.ndim:
+            name = f"data[{k}]" if is_sequence else "data"
+            raise ValueError(f"axis {axis} is out of range for {name} of shape {a.shape}")
+    if all(a.ndim <= 1 for a in arrays):
+        return None
+    if any(a.ndim == 0 for a in arrays):
+        return None  # _as_samples says what is wrong
+    moved = [np.moveaxis(a, axis, -1) for a in arrays]
+    for k, a in enumerate(moved):
+        if a.size == 0:
+            name = f"data[{k}]" if is_sequence else "data"
+            raise ValueError(f"{name} must not be empty, got shape {arrays[k].shape}")
+    try:
+        shape = np.broadcast_shapes(*(a.shape[:-1] for a in moved))
+    except ValueError:
+        shapes = ", ".join(str(a.shape) for a in arrays)
+        raise ValueError(f"the samples' axes other than axis={axis} must broadcast "
+                         f"together; got shapes {shapes}") from None
+    samples = [np.broadcast_to(a, (*shape, a.shape[-1])) for a in moved]
+    return samples, shape, is_sequence
 
 
 # ---------------------------------------------------------------------------

@@ -161,7 +161,8 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     data, statistic, n_resamples, confidence_level, method, alternative, paired, q, ddof,
     proportiontocut, batch, vectorized, bootstrap_result, seed
         As for :func:`fastkern.bootstrap`; validated here, before anything runs.
-        A ``numpy.random.Generator`` seed is drawn from once, here.
+        A ``numpy.random.Generator`` seed is drawn from once, here.  The samples
+        must be 1-D (there is no ``axis``).
     blocks_per_task : int, optional
         Blocks of ``fastkern.bootstrap.BLOCK_SIZE`` resamples per task.
     workers_per_task : int, optional
