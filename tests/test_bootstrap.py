@@ -394,6 +394,8 @@ BAD_INPUTS = [
     (dict(axis=1), ValueError, "axis 1 is out of range for data"),
     (dict(axis=1.5), TypeError, "axis must be an integer"),
     (dict(data=np.ones((0, 3))), ValueError, "data must not be empty"),
+    (dict(data=np.array([[1.0, 2.0], [3.0, np.nan], [4.0, 5.0]])), ValueError,
+     r"data contains NaN \(at index \(1, 1\)\)"),
     (dict(data=(np.ones((4, 2)), np.ones((4, 3))), statistic="mean_diff"), ValueError,
      "must broadcast"),
     (dict(data=np.arange(10.0).reshape(5, 2), bootstrap_result=BootstrapResult(

@@ -441,10 +441,15 @@ def _batched_samples(data, axis):
     if any(a.ndim == 0 for a in arrays):
         return None  # _as_samples says what is wrong
     moved = [np.moveaxis(a, axis, -1) for a in arrays]
-    for k, a in enumerate(moved):
+    for k, a in enumerate(arrays):
+        name = f"data[{k}]" if is_sequence else "data"
         if a.size == 0:
-            name = f"data[{k}]" if is_sequence else "data"
-            raise ValueError(f"{name} must not be empty, got shape {arrays[k].shape}")
+            raise ValueError(f"{name} must not be empty, got shape {a.shape}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            i = np.unravel_index(int(np.argmin(np.isfinite(a))), a.shape)
+            what = "NaN" if np.isnan(a[i]) else "an infinite value"
+            raise ValueError(f"{name} contains {what} (at index {tuple(map(int, i))}); "
+                             f"remove or impute it first")
     try:
         shape = np.broadcast_shapes(*(a.shape[:-1] for a in moved))
     except ValueError:
