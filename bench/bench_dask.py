@@ -55,8 +55,9 @@ def test_dask_image_fastkern(run, client2):
 @pytest.mark.benchmark(group="dask 20000x20000, 4x4, same")
 def test_dask_image_reference_scipy_blocks(run, client2):
     def scipy_same(x):
-        # the same halo as fastkern.dask, with scipy in each block
+        # the same padding, chunks and halo as fastkern.dask, with scipy in each block
         p = da.pad(x, ((2, 1), (2, 1)), mode="constant")
+        p = p.rechunk(tuple(fkd._min_chunks(c, k) for c, k in zip(p.chunks, FILTER.shape)))
         return da.map_overlap(lambda b: scipy.signal.convolve2d(b, FILTER, "valid"), p,
                               depth={0: (0, 3), 1: (0, 3)}, boundary="none", trim=False,
                               dtype=np.float64,
