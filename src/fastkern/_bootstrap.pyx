@@ -307,7 +307,7 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
     cdef fk_pcg64 stream
     if n_blocks > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
-    n_threads = <int>min(n_threads, n_blocks)
+    n_threads = <int>max(1, min(n_threads, n_blocks))
     with nogil, parallel(num_threads=n_threads):
         tx = <const real_t *>_own_copy(px, nx * sizeof(real_t), n_threads)
         ty = tx if py == px else <const real_t *>_own_copy(py, ny * sizeof(real_t), n_threads)
@@ -481,7 +481,7 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
     cdef fk_pcg64 stream
     if n_blocks > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
-    n_threads = <int>min(n_threads, n_blocks)
+    n_threads = <int>max(1, min(n_threads, n_blocks))
     with nogil, parallel(num_threads=n_threads):
         counts = <int64_t *>calloc(n_values, sizeof(int64_t))
         tinv = <const int64_t *>_own_copy(pinv, n * sizeof(int64_t), n_threads)
