@@ -8,8 +8,6 @@ import collections
 import dataclasses
 import inspect
 import math
-import numbers
-import operator
 import statistics as _pystats
 import warnings
 
@@ -17,6 +15,7 @@ import numpy as np
 
 from . import _bootstrap, _seeding
 from ._bootstrap import Statistic
+from ._validation import check_int, check_real
 from ._workers import resolve_workers
 
 __all__ = ["BLOCK_SIZE", "BootstrapResult", "ConfidenceInterval", "DegenerateDataWarning",
@@ -372,9 +371,7 @@ def _is_array_like(s):
 
 
 def _check_real(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    value = check_real(value, name)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return value
@@ -389,12 +386,7 @@ def _check_choice(value, name, choices, spelled):
 
 
 def _check_n_resamples(n_resamples, bootstrap_result):
-    if isinstance(n_resamples, (bool, np.bool_)):
-        raise TypeError(f"n_resamples must be an integer, got {n_resamples!r}")
-    try:
-        n_resamples = operator.index(n_resamples)
-    except TypeError:
-        raise TypeError(f"n_resamples must be an integer, got {n_resamples!r}") from None
+    n_resamples = check_int(n_resamples, "n_resamples")
     low = 0 if bootstrap_result is not None else 1
     if n_resamples < low:
         raise ValueError(f"n_resamples must be at least 1 (or 0 to reuse a "
@@ -428,10 +420,7 @@ def _batched_samples(data, axis):
         arrays = [np.asarray(s) for s in raw]
     except (TypeError, ValueError):
         return None  # ragged: _as_samples says what is wrong
-    try:
-        axis = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"axis must be an integer, got {axis!r}") from None
+    axis = check_int(axis, "axis")
     for k, a in enumerate(arrays):
         if a.ndim >= 1 and not -a.ndim <= axis < a.ndim:
             name = f"data[{k}]" if is_sequence else "data"
@@ -532,15 +521,7 @@ def _make_estimator(statistic, samples, names, paired, q, ddof, proportiontocut,
 
 
 def _check_batch(batch):
-    if isinstance(batch, (bool, np.bool_)):
-        raise TypeError(f"batch must be a positive integer or None, got {batch!r}")
-    try:
-        batch = operator.index(batch)
-    except TypeError:
-        raise TypeError(f"batch must be a positive integer or None, got {batch!r}") from None
-    if batch < 1:
-        raise ValueError(f"batch must be a positive integer or None, got {batch}")
-    return batch
+    return check_int(batch, "batch", 1)
 
 
 class _MomentStatistic:

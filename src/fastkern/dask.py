@@ -14,6 +14,7 @@ except ImportError as exc:  # pragma: no cover - the [dask] extra is missing
     raise ImportError('fastkern.dask needs Dask: pip install "fastkern[dask]"') from exc
 
 from . import _seeding
+from ._validation import check_int
 from . import convolve as _convolve
 from .gibbs import (_as_counts, _check_positive, _check_run, bivariate_chains,
                     switchpoint_chains)
@@ -184,9 +185,7 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     >>> bool(np.array_equal(res.bootstrap_distribution, one.bootstrap_distribution))
     True
     """
-    if isinstance(blocks_per_task, bool) or not isinstance(blocks_per_task, int) \
-            or blocks_per_task < 1:
-        raise ValueError(f"blocks_per_task must be a positive integer, got {blocks_per_task!r}")
+    blocks_per_task = check_int(blocks_per_task, "blocks_per_task", 1)
     plan = _bootstrap_plan(data, statistic, n_resamples, confidence_level, method,
                            alternative, paired, q, ddof, proportiontocut, batch,
                            bootstrap_result, seed, vectorized)
@@ -198,9 +197,7 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
 
 
 def _chain_groups(chains, chains_per_task):
-    if isinstance(chains_per_task, bool) or not isinstance(chains_per_task, int) \
-            or chains_per_task < 1:
-        raise ValueError(f"chains_per_task must be a positive integer, got {chains_per_task!r}")
+    chains_per_task = check_int(chains_per_task, "chains_per_task", 1)
     return [(first, min(first + chains_per_task, chains))
             for first in range(0, chains, chains_per_task)]
 

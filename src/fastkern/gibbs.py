@@ -1,11 +1,10 @@
 """Gibbs samplers whose chains run in parallel, without the GIL: the bivariate
 benchmark sampler and the Poisson switchpoint model with gamma priors."""
-import numbers
 
 import numpy as np
 
 from . import _gibbs, _seeding
-from ._validation import check_int
+from ._validation import check_int, check_real
 from ._workers import resolve_workers
 
 __all__ = ["gibbs", "gibbs_switchpoint"]
@@ -284,9 +283,7 @@ def _check_run(n, thin, chains, burn):
 
 
 def _check_positive(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    value = check_real(value, name)
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be finite and positive, got {value!r}")
     return value

@@ -10,11 +10,10 @@ Builders work on blocks of rows, so their temporaries stay small beside the
 (N, N) result.
 """
 import math
-import numbers
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_int, check_real
 
 __all__ = [
     "axial_2d_pattern",
@@ -40,9 +39,7 @@ def _count(value, name, minimum=1):
 
 
 def _real(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    value = check_real(value, name)
     if math.isnan(value):
         raise ValueError(f"{name} must not be NaN")
     return value
