@@ -63,3 +63,11 @@ def assert_releases_gil():
             "the kernel holds the GIL")
 
     return check
+
+
+@pytest.fixture
+def int64_indices(monkeypatch):
+    """Make SparseCSR use int64 indices even where int32 would do."""
+    from fastkern.attention import csr
+
+    monkeypatch.setattr(csr, "_INT32_MAX", 0)

@@ -3,7 +3,6 @@ the pattern builders against their definitions, SparseCSR, determinism across
 workers, the GIL, and bad input."""
 import math
 import pickle
-import sys
 import threading
 import time
 
@@ -30,6 +29,8 @@ from fastkern.attention import (
     swin_attention_pattern,
 )
 from fastkern.attention import csr as csr_module
+
+from attention_problems import random_problem
 
 
 # ---------------------------------------------------------------- reference
@@ -58,23 +59,6 @@ def dense_reference(q, k, v, mask, grad_out=None, scale=None):
     dq = scale * (ds @ k)
     dk = scale * (np.swapaxes(ds, -1, -2) @ q)
     return out, lse, dq, dk, dv
-
-
-def random_problem(rng, lead, n, m, d, dv, density, dtype=np.float64, empty_rows=()):
-    q = rng.standard_normal(lead + (n, d)).astype(dtype)
-    k = rng.standard_normal(lead + (m, d)).astype(dtype)
-    v = rng.standard_normal(lead + (m, dv)).astype(dtype)
-    g = rng.standard_normal(lead + (n, dv)).astype(dtype)
-    mask = rng.random((n, m)) < density
-    for r in empty_rows:
-        mask[r] = False
-    return q, k, v, g, mask
-
-
-@pytest.fixture
-def int64_indices(monkeypatch):
-    """Make SparseCSR use int64 indices even where int32 would do."""
-    monkeypatch.setattr(csr_module, "_INT32_MAX", 0)
 
 
 # ---------------------------------------------------------------- the op

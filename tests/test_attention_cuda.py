@@ -32,7 +32,8 @@ import pytest
 import fastkern
 from fastkern.attention import SparseCSR, sparse_attention, sparse_attention_backward
 from fastkern.attention import _device
-from fastkern.attention import csr as csr_module
+
+from attention_problems import random_problem
 
 try:
     from fastkern import _cuda
@@ -56,21 +57,6 @@ def _device_count():
 HAVE_GPU = _device_count() > 0
 NO_GPU_REASON = ("fastkern._cuda not built (no nvcc at build time, or FASTKERN_CUDA=0)"
                  if _cuda is None else "no CUDA device")
-
-
-def random_problem(rng, lead, n, m, d, dv, density, empty_rows=()):
-    q, k, v, g = (rng.standard_normal(lead + shape)
-                  for shape in ((n, d), (m, d), (m, dv), (n, dv)))
-    mask = rng.random((n, m)) < density
-    for r in empty_rows:
-        mask[r] = False
-    return q, k, v, g, mask
-
-
-@pytest.fixture
-def int64_indices(monkeypatch):
-    """Make SparseCSR use int64 indices even where int32 would do."""
-    monkeypatch.setattr(csr_module, "_INT32_MAX", 0)
 
 
 # ------------------------------------------------------------ array libraries
