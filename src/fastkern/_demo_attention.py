@@ -8,6 +8,8 @@ from .attention import (SparseCSR, axial_2d_pattern, local_2d_pattern, sparse_at
 
 
 def _dense_forward(q, k, v, dense, scale):
+    """Masked attention the NumPy way (the full score matrix, masked, softmaxed):
+    (probabilities, output)."""
     s = (q @ np.swapaxes(k, -1, -2)) * scale
     s = np.where(dense, s, np.float32(-np.inf))
     s -= s.max(axis=-1, keepdims=True)
