@@ -99,24 +99,11 @@ cudaError_t CudaSparseAttentionBackwardKeys(
   if (!BlocksFor(heads * m, &blocks)) return cudaErrorInvalidValue;
   if (blocks == 0) return cudaSuccess;
   const size_t shared_bytes = sizeof(AccumulatorT<T>) * kWarpsPerBlock * (d + dv);
-  switch (PerLaneFor(d > dv ? d : dv)) {
-    case 1:
-      Launch<T, I, 1>(blocks, shared_bytes, stream, heads, n, m, d, dv, t_row_offsets,
-                      t_column_indices, t_row_order, q, k, v, dout, lse, delta, scale, dk, dv_out);
-      break;
-    case 2:
-      Launch<T, I, 2>(blocks, shared_bytes, stream, heads, n, m, d, dv, t_row_offsets,
-                      t_column_indices, t_row_order, q, k, v, dout, lse, delta, scale, dk, dv_out);
-      break;
-    case 4:
-      Launch<T, I, 4>(blocks, shared_bytes, stream, heads, n, m, d, dv, t_row_offsets,
-                      t_column_indices, t_row_order, q, k, v, dout, lse, delta, scale, dk, dv_out);
-      break;
-    default:
-      Launch<T, I, 8>(blocks, shared_bytes, stream, heads, n, m, d, dv, t_row_offsets,
-                      t_column_indices, t_row_order, q, k, v, dout, lse, delta, scale, dk, dv_out);
-      break;
-  }
+  WithPerLane(d > dv ? d : dv, [&](auto per_lane) {
+    Launch<T, I, decltype(per_lane)::value>(blocks, shared_bytes, stream, heads, n, m, d, dv,
+                                            t_row_offsets, t_column_indices, t_row_order, q,
+                                            k, v, dout, lse, delta, scale, dk, dv_out);
+  });
   return cudaGetLastError();
 }
 

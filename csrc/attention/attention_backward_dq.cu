@@ -99,24 +99,11 @@ cudaError_t CudaSparseAttentionBackwardQueries(
   if (!BlocksFor(heads * n, &blocks)) return cudaErrorInvalidValue;
   if (blocks == 0) return cudaSuccess;
   const size_t shared_bytes = sizeof(AccumulatorT<T>) * kWarpsPerBlock * (d + dv);
-  switch (PerLaneFor(d)) {
-    case 1:
-      Launch<T, I, 1>(blocks, shared_bytes, stream, heads, n, m, d, dv, row_offsets,
-                      column_indices, row_order, q, k, v, out, dout, lse, scale, dq, delta);
-      break;
-    case 2:
-      Launch<T, I, 2>(blocks, shared_bytes, stream, heads, n, m, d, dv, row_offsets,
-                      column_indices, row_order, q, k, v, out, dout, lse, scale, dq, delta);
-      break;
-    case 4:
-      Launch<T, I, 4>(blocks, shared_bytes, stream, heads, n, m, d, dv, row_offsets,
-                      column_indices, row_order, q, k, v, out, dout, lse, scale, dq, delta);
-      break;
-    default:
-      Launch<T, I, 8>(blocks, shared_bytes, stream, heads, n, m, d, dv, row_offsets,
-                      column_indices, row_order, q, k, v, out, dout, lse, scale, dq, delta);
-      break;
-  }
+  WithPerLane(d, [&](auto per_lane) {
+    Launch<T, I, decltype(per_lane)::value>(blocks, shared_bytes, stream, heads, n, m, d, dv,
+                                            row_offsets, column_indices, row_order, q, k, v,
+                                            out, dout, lse, scale, dq, delta);
+  });
   return cudaGetLastError();
 }
 

@@ -11,6 +11,7 @@
 #define FASTKERN_ATTENTION_DEVICE_CUH_
 
 #include <cstdint>
+#include <type_traits>
 
 #include "attention_common_cuda.h"
 
@@ -142,6 +143,18 @@ inline bool BlocksFor(int64_t tasks, unsigned* blocks) {
   if (n > 0x7fffffff) return false;
   *blocks = static_cast<unsigned>(n);
   return true;
+}
+
+// launch(std::integral_constant<int, kPerLane>{}) with kPerLane = PerLaneFor(width):
+// the one place a run-time head size picks a compiled kernel.
+template <typename F>
+void WithPerLane(int width, F&& launch) {
+  switch (PerLaneFor(width)) {
+    case 1: launch(std::integral_constant<int, 1>{}); break;
+    case 2: launch(std::integral_constant<int, 2>{}); break;
+    case 4: launch(std::integral_constant<int, 4>{}); break;
+    default: launch(std::integral_constant<int, 8>{}); break;
+  }
 }
 
 }  // namespace attention_device

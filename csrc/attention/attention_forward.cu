@@ -104,24 +104,11 @@ cudaError_t CudaSparseAttentionForward(int64_t heads, int64_t n, int64_t m, int 
   if (!BlocksFor(heads * n, &blocks)) return cudaErrorInvalidValue;
   if (blocks == 0) return cudaSuccess;
   const size_t shared_bytes = sizeof(AccumulatorT<T>) * kWarpsPerBlock * d;
-  switch (PerLaneFor(dv)) {
-    case 1:
-      Launch<T, I, 1>(blocks, shared_bytes, stream, heads, n, m, d, dv, row_offsets,
-                      column_indices, row_order, q, k, v, scale, out, lse);
-      break;
-    case 2:
-      Launch<T, I, 2>(blocks, shared_bytes, stream, heads, n, m, d, dv, row_offsets,
-                      column_indices, row_order, q, k, v, scale, out, lse);
-      break;
-    case 4:
-      Launch<T, I, 4>(blocks, shared_bytes, stream, heads, n, m, d, dv, row_offsets,
-                      column_indices, row_order, q, k, v, scale, out, lse);
-      break;
-    default:
-      Launch<T, I, 8>(blocks, shared_bytes, stream, heads, n, m, d, dv, row_offsets,
-                      column_indices, row_order, q, k, v, scale, out, lse);
-      break;
-  }
+  WithPerLane(dv, [&](auto per_lane) {
+    Launch<T, I, decltype(per_lane)::value>(blocks, shared_bytes, stream, heads, n, m, d, dv,
+                                            row_offsets, column_indices, row_order, q, k, v,
+                                            scale, out, lse);
+  });
   return cudaGetLastError();
 }
 
