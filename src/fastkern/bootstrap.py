@@ -323,14 +323,17 @@ bootstrap.BLOCK_SIZE = BLOCK_SIZE  # also reachable as fastkern.bootstrap.BLOCK_
 # ---------------------------------------------------------------------------
 # Argument checks
 
+def _split_samples(data):
+    """(the samples in data, their names for messages): a sequence of array-likes
+    is several samples, anything else one."""
+    if isinstance(data, (tuple, list)) and data and all(_is_array_like(s) for s in data):
+        return list(data), [f"data[{k}]" for k in range(len(data))]
+    return [data], ["data"]
+
+
 def _as_samples(data):
     """data as a list of 1-D, finite, contiguous float32/float64 arrays, with names."""
-    if isinstance(data, (tuple, list)) and data and all(_is_array_like(s) for s in data):
-        raw = list(data)
-        names = [f"data[{k}]" for k in range(len(raw))]
-    else:
-        raw = [data]
-        names = ["data"]
+    raw, names = _split_samples(data)
     samples = []
     for s, name in zip(raw, names):
         try:
@@ -413,25 +416,22 @@ def _batched_samples(data, axis):
     """None for samples of one dimension (checked against axis); else the samples
     with their observations moved last and the other axes broadcast together,
     their common shape, and whether data was a sequence of samples."""
-    is_sequence = isinstance(data, (tuple, list)) and bool(data) and all(
-        _is_array_like(s) for s in data)
-    raw = list(data) if is_sequence else [data]
+    raw, names = _split_samples(data)
+    is_sequence = names != ["data"]
     try:
         arrays = [np.asarray(s) for s in raw]
     except (TypeError, ValueError):
         return None  # ragged: _as_samples says what is wrong
     axis = check_int(axis, "axis")
-    for k, a in enumerate(arrays):
+    for a, name in zip(arrays, names):
         if a.ndim >= 1 and not -a.ndim <= axis < a.ndim:
-            name = f"data[{k}]" if is_sequence else "data"
             raise ValueError(f"axis {axis} is out of range for {name} of shape {a.shape}")
     if all(a.ndim <= 1 for a in arrays):
         return None
     if any(a.ndim == 0 for a in arrays):
         return None  # _as_samples says what is wrong
     moved = [np.moveaxis(a, axis, -1) for a in arrays]
-    for k, a in enumerate(arrays):
-        name = f"data[{k}]" if is_sequence else "data"
+    for a, name in zip(arrays, names):
         if a.size == 0:
             raise ValueError(f"{name} must not be empty, got shape {a.shape}")
         if a.dtype.kind == "f" and not np.isfinite(a).all():
