@@ -86,6 +86,16 @@ static inline ptrdiff_t fk_map_index(ptrdiff_t j, ptrdiff_t m, int boundary)
     return -1;
 }
 
+/* Outputs [*lo, *hi) along one axis have windows inside the image: output j's
+ * window starts at image coordinate off + j*step and is k long, the axis n long. */
+static void fk_inside(ptrdiff_t off, ptrdiff_t step, ptrdiff_t n, ptrdiff_t k,
+                      ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    const ptrdiff_t last = n - k - off;  /* inside while j*step <= last */
+    *lo = off >= 0 ? 0 : (step - 1 - off) / step;
+    *hi = last < 0 ? 0 : last / step + 1;
+}
+
 /* Output columns per block: about FK_COL_BLOCK image columns, however strided. */
 static ptrdiff_t fk_col_block(const fk_corr2d_geom *g)
 {
@@ -104,10 +114,8 @@ static ptrdiff_t fk_col_block(const fk_corr2d_geom *g)
 static ptrdiff_t fk_col_block_end(const fk_corr2d_geom *g, ptrdiff_t c0)
 {
     const ptrdiff_t n = g->out_cols;
-    /* output columns [c_lo, c_hi) have windows inside the image */
-    const ptrdiff_t c_lo = g->off1 >= 0 ? 0 : (g->step1 - 1 - g->off1) / g->step1;
-    const ptrdiff_t last = g->in_cols - g->k_cols - g->off1; /* inside while c*step1 <= last */
-    const ptrdiff_t c_hi = last < 0 ? 0 : last / g->step1 + 1;
+    ptrdiff_t c_lo, c_hi;
+    fk_inside(g->off1, g->step1, g->in_cols, g->k_cols, &c_lo, &c_hi);
     /* the edge blocks: [0, left) and [right, n) */
     const ptrdiff_t edge = g->step1 == 1 ? FK_EDGE_COLS : 1;
     ptrdiff_t left = c_lo > 0 ? (c_lo > edge ? c_lo : edge) : 0;

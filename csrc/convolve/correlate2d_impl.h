@@ -230,9 +230,8 @@ int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const F
     if (buf == NULL) return -1;
     /* output rows [i_lo, i_hi) have windows inside the image: apart from the
      * rows outside it, so that their blocks are read in place, not gathered */
-    const ptrdiff_t i_lo = g->off0 >= 0 ? 0 : (g->step0 - 1 - g->off0) / g->step0;
-    const ptrdiff_t last = g->in_rows - g->k_rows - g->off0;
-    const ptrdiff_t i_hi = last < 0 ? 0 : last / g->step0 + 1;
+    ptrdiff_t i_lo, i_hi;
+    fk_inside(g->off0, g->step0, g->in_rows, g->k_rows, &i_lo, &i_hi);
     for (ptrdiff_t r0 = row_begin, r1; r0 < row_end; r0 = r1) {
         r1 = row_end;
         if (r0 < i_lo && i_lo < r1) r1 = i_lo;
