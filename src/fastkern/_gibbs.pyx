@@ -13,6 +13,8 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, exp, log, sqrt
 from libc.stdint cimport int64_t
 from numpy.random cimport bitgen_t
+
+from fastkern._rounds cimport Rounds
 from numpy.random.c_distributions cimport (random_poisson, random_standard_gamma,
                                            random_standard_normal, random_standard_uniform)
 
@@ -50,29 +52,52 @@ cdef inline void _bivariate_step(bitgen_t *rng, double *x, double *y) noexcept n
     y[0] = 1.0 / (1.0 + x[0]) + random_standard_normal(rng) / sqrt(2.0 * (1.0 + x[0]))
 
 
-cdef void _bivariate_chain(bitgen_t *rng, double[:, ::1] out, Py_ssize_t thin,
-                           Py_ssize_t burn) noexcept nogil:
-    cdef double x = 0.0, y = 0.0
-    cdef Py_ssize_t i, j
-    for j in range(burn):
+cdef void _bivariate_steps(bitgen_t *rng, double *state, double[:, ::1] out, Py_ssize_t thin,
+                           Py_ssize_t burn, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """Steps first..stop-1 of a chain (burn-in steps, then thin steps per draw)
+    from state (x, y), which is updated; draw i is out[i]."""
+    cdef double x = state[0], y = state[1]
+    cdef Py_ssize_t step = first, phase, i
+    while step < stop and step < burn:
         _bivariate_step(rng, &x, &y)
-    for i in range(out.shape[0]):
-        for j in range(thin):
+        step += 1
+    if step < stop:
+        i = (step - burn) // thin
+        phase = (step - burn) % thin
+        while step < stop:
             _bivariate_step(rng, &x, &y)
-        out[i, 0] = x
-        out[i, 1] = y
+            step += 1
+            phase += 1
+            if phase == thin:
+                out[i, 0] = x
+                out[i, 1] = y
+                i += 1
+                phase = 0
+    state[0] = x
+    state[1] = y
 
 
 def bivariate(list bit_generators, double[:, :, ::1] out, Py_ssize_t thin, Py_ssize_t burn,
               int n_threads):
-    """Fill out[c] (shape (n, 2)) with chain c, drawn from bit_generators[c]."""
+    """Fill out[c] (shape (n, 2)) with chain c, drawn from bit_generators[c].
+
+    Every chain advances by the same steps in each round (see _rounds.pyx), its
+    state kept between rounds, so Ctrl-C stops the call.
+    """
     cdef Py_ssize_t c, chains = out.shape[0]
+    cdef Py_ssize_t first, stop
+    cdef double[:, ::1] state = np.zeros((chains, 2), dtype=np.float64)
+    # Steps per chain, well within Py_ssize_t: gibbs.py checks burn + n * thin.
+    cdef Rounds rounds = Rounds(burn + out.shape[1] * thin, 1024)
     cdef bitgen_t **states = _bitgens(bit_generators)
     try:
-        # Chains are few and long: a thread that finishes takes the next one.
-        for c in prange(chains, nogil=True, schedule="dynamic", chunksize=1,
-                        num_threads=n_threads):
-            _bivariate_chain(states[c], out[c], thin, burn)
+        while rounds.next():
+            first = rounds.start
+            stop = rounds.stop
+            # Chains are few: a thread that finishes takes the next one.
+            for c in prange(chains, nogil=True, schedule="dynamic", chunksize=1,
+                            num_threads=n_threads):
+                _bivariate_steps(states[c], &state[c, 0], out[c], thin, burn, first, stop)
     finally:
         PyMem_Free(states)
 

@@ -3,6 +3,17 @@
 The convention is scipy's (``scipy.fft``): ``None`` means the default, a positive
 integer is taken as given, a negative one counts back from the number of CPUs
 (``-1`` is all of them, ``-2`` all but one) and ``0`` is an error.
+
+What a call actually starts is bounded, whatever ``workers`` says (results never
+depend on it, so clamping is always safe):
+
+- at most ``MAX_THREADS_PER_CPU`` threads per CPU, and no more than the call has
+  units of work (the kernels pass ``units``), so no value can exhaust the OpenMP
+  runtime, which ends the process when it cannot start a thread;
+- one thread in a process made by ``fork()`` (``multiprocessing``'s "fork" start
+  method, data loaders): GNU OpenMP's thread pool does not survive a fork, and a
+  child that started a parallel region would wait for ever for its parent's
+  threads.  Processes started by "spawn" or "forkserver" are not affected.
 """
 import contextlib
 import contextvars
@@ -14,6 +25,28 @@ import os
 from . import _buildinfo
 
 _default_workers = contextvars.ContextVar("fastkern_workers", default=None)
+
+# Threads per CPU a call may start at most (oversubscription beyond this only
+# costs), and the largest workers value accepted at all (OpenMP counts in int).
+MAX_THREADS_PER_CPU = 4
+MAX_WORKERS = 2**31 - 1
+
+_forked_child = False
+
+
+def _after_fork_in_child():
+    global _forked_child
+    _forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def in_forked_child():
+    """True in a process made by fork() after fastkern was imported: calls there
+    run on one thread."""
+    return _forked_child
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,28 +95,43 @@ def _check_workers(workers, name="workers"):
         raise TypeError(f"{name} must be an integer or None, got {workers!r}") from None
     if workers == 0:
         raise ValueError(f"{name} must not be zero, got {workers}")
+    if workers > MAX_WORKERS:
+        raise ValueError(f"{name} must be at most {MAX_WORKERS}, got {workers}")
     if workers < 0 and cpu_count() + 1 + workers <= 0:
         raise ValueError(f"{name} value out of range; got {workers}, "
                          f"must not be less than {-cpu_count()}")
     return workers
 
 
-def resolve_workers(workers=None):
+def check_workers(workers, name="workers"):
+    """Validate ``workers`` (None or a nonzero int, see the module docstring) and
+    return it unresolved: for work that runs later or elsewhere (Dask tasks), where
+    the threads are counted on the machine that runs it."""
+    return None if workers is None else _check_workers(workers, name)
+
+
+def resolve_workers(workers=None, units=None):
     """The number of threads a kernel call runs on, as a positive int.
 
     ``None`` takes the default set by :func:`set_workers`, else all CPUs this
     process may use, capped by OpenMP's own limit (``OMP_NUM_THREADS`` or a
-    ``threadpoolctl.threadpool_limits`` block).  A serial build always returns 1.
+    ``threadpoolctl.threadpool_limits`` block).  The result is at most
+    ``MAX_THREADS_PER_CPU`` per CPU, at most ``units`` (the call's units of
+    parallel work) where given, and 1 in a forked child or a serial build.
     """
     if workers is None:
         workers = _default_workers.get()
+    cpus = cpu_count()
     if workers is None:
-        n = min(cpu_count(), _buildinfo.openmp_max_threads())
+        n = min(cpus, _buildinfo.openmp_max_threads())
     else:
         workers = _check_workers(workers)
-        n = workers if workers > 0 else cpu_count() + 1 + workers
-    if not _buildinfo.openmp_enabled():
+        n = workers if workers > 0 else cpus + 1 + workers
+    if not _buildinfo.openmp_enabled() or _forked_child:
         return 1
+    n = min(n, MAX_THREADS_PER_CPU * cpus)
+    if units is not None:
+        n = min(n, units)
     return max(1, n)
 
 
