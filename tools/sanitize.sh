@@ -2,10 +2,11 @@
 # Build fastkern with AddressSanitizer and UndefinedBehaviorSanitizer and run the
 # test suite under them; any report fails the run.
 #
-#   tools/sanitize.sh [pytest args...]      (default: -m "not slow")
+#   tools/sanitize.sh [pytest args...]      (default: -m "not slow" tests)
 #
 # The extensions are compiled with -fsanitize=address,undefined and
-# -fno-sanitize-recover=all, so the first undefined behaviour aborts the process;
+# -fno-sanitize-recover=all (FASTKERN_SANITIZE in setup.py), so the first undefined
+# behaviour aborts the process;
 # Python itself is not instrumented, so the ASan runtime is preloaded.  Needs gcc
 # (or clang) with its sanitizer runtimes.  CUDA is not built.
 set -euo pipefail
@@ -22,12 +23,11 @@ fi
 python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
 "$py" -m pip install --quiet --upgrade pip
-flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g"
 # a copy of the tree: the build must not touch the checkout's own build files
 mkdir -p "$work/src-copy"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard |
     xargs -0 -I{} cp --parents {} "$work/src-copy/")
-CFLAGS="$flags" CXXFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" FASTKERN_CUDA=0 \
+FASTKERN_SANITIZE=address,undefined FASTKERN_CUDA=0 \
     "$py" -m pip install --quiet "$work/src-copy[test]"
 cp -r "$repo/tests" "$work/tests"
 
@@ -36,5 +36,5 @@ cp -r "$repo/tests" "$work/tests"
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 cd "$work"
-if [ $# -eq 0 ]; then set -- -m "not slow"; fi
-LD_PRELOAD="$asan" "$py" -m pytest -p no:cacheprovider -q "$@" tests
+if [ $# -eq 0 ]; then set -- -m "not slow" tests; fi
+LD_PRELOAD="$asan" "$py" -m pytest -p no:cacheprovider -q "$@"
