@@ -339,6 +339,14 @@ def test_gibbs_stops_on_ctrl_c(workers, assert_interruptible):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+def test_many_chains_stop_on_ctrl_c(workers, assert_interruptible):
+    # a million chains: a round must not be a step of every chain
+    assert_interruptible(lambda: gibbs(1, thin=10**9, chains=10**6, workers=workers, seed=1))
+    assert_interruptible(lambda: gibbs_switchpoint(COUNTS, 1, thin=10**9, chains=10**5,
+                                                   workers=workers, seed=1))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 def test_switchpoint_stops_on_ctrl_c(workers, assert_interruptible):
     counts = np.where(np.arange(COUNTS.size) % 10 == 0, np.nan, COUNTS)    # some missing
     expected = gibbs_switchpoint(counts, 10, chains=2, seed=1)

@@ -120,6 +120,37 @@ def _chain_draws(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t 
 
 
 # ---------------------------------------------------------------------------
+# Units of work: a chain's steps (sweeps) are cut into blocks of per_unit, and
+# unit u is block u // chains of chain u % chains, blocks first.  A round (see
+# _rounds.pyx) of units lo..hi-1 touches chains (lo + k) % chains for k below
+# min(chains, hi - lo), each once, and takes each through its blocks in the round
+# in order; chains run in parallel.  So Ctrl-C stops a call however many chains
+# there are and however long they run, and the grouping never changes a chain.
+
+cdef Py_ssize_t _per_unit(Py_ssize_t chains, Py_ssize_t total, Py_ssize_t wanted) except -1:
+    """Steps per unit: wanted, or more where chains * total is so large that the
+    units would not fit in Py_ssize_t (calls that would run for centuries)."""
+    return max(wanted, 1, -(-(<object>chains) * total // 2**62))
+
+
+cdef Py_ssize_t _n_units(Py_ssize_t chains, Py_ssize_t total, Py_ssize_t per_unit):
+    return chains * (total // per_unit + (total % per_unit != 0))
+
+
+cdef inline Py_ssize_t _span(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k, Py_ssize_t chains,
+                             Py_ssize_t per_unit, Py_ssize_t total, Py_ssize_t *first,
+                             Py_ssize_t *stop) noexcept nogil:
+    """The k-th chain touched by the round of units lo..hi-1; its steps in the
+    round are first..stop-1 (of total)."""
+    cdef Py_ssize_t c = (lo + k) % chains
+    cdef Py_ssize_t j0 = (lo - c + chains - 1) // chains     # its blocks j0..j1-1
+    cdef Py_ssize_t j1 = (hi - c + chains - 1) // chains
+    first[0] = j0 * per_unit
+    stop[0] = total if j1 > (total - 1) // per_unit else j1 * per_unit
+    return c
+
+
+# ---------------------------------------------------------------------------
 # The bivariate sampler: x | y ~ Gamma(3, rate y^2 + 4),
 #                        y | x ~ Normal(1 / (1 + x), variance 1 / (2 (1 + x)))
 
@@ -153,37 +184,39 @@ cdef void _bivariate_steps(bitgen_t *rng, double *state, double[:, ::1] out, Py_
     state[1] = y
 
 
-cdef void _bivariate_chain(_Streams streams, Py_ssize_t c, double *state, double[:, ::1] out,
-                           Py_ssize_t thin, Py_ssize_t burn, Py_ssize_t first,
-                           Py_ssize_t stop) noexcept nogil:
-    """Steps first..stop-1 of chain c (see _bivariate_steps), on a copy of its stream."""
+cdef void _bivariate_unit(_Streams streams, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k,
+                          Py_ssize_t per_unit, Py_ssize_t total, double[:, ::1] state,
+                          double[:, :, ::1] out, Py_ssize_t thin,
+                          Py_ssize_t burn) noexcept nogil:
+    """The steps of the k-th chain touched by a round (see _span), on a copy of
+    its stream."""
+    cdef Py_ssize_t first, stop
+    cdef Py_ssize_t c = _span(lo, hi, k, out.shape[0], per_unit, total, &first, &stop)
     cdef fk_pcg64 stream = fk_seedseq_lazy(&streams.root, streams.table, streams.first, c)[0]
     cdef bitgen_t rng = _bitgen(&stream)
-    _bivariate_steps(&rng, state, out, thin, burn, first, stop)
+    _bivariate_steps(&rng, &state[c, 0], out[c], thin, burn, first, stop)
     streams.table[c] = stream
 
 
 def bivariate(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t first_chain,
               double[:, :, ::1] out, Py_ssize_t thin, Py_ssize_t burn, int n_threads):
     """Fill out[c] (shape (n, 2)) with chain c, that is chain first_chain + c of the
-    root whose words and pool size are given (see _seeding.root_words).
-
-    Every chain advances by the same steps in each round (see _rounds.pyx), its
-    state kept between rounds, so Ctrl-C stops the call.
-    """
-    cdef Py_ssize_t c, chains = out.shape[0]
-    cdef Py_ssize_t first, stop
+    root whose words and pool size are given (see _seeding.root_words), in rounds
+    of units of 1024 steps of one chain (see _span)."""
+    cdef Py_ssize_t k, lo, hi, touched, chains = out.shape[0]
     cdef double[:, ::1] state = np.zeros((chains, 2), dtype=np.float64)
     cdef _Streams streams = _Streams(root_words, pool_size, first_chain, chains)
-    # Steps per chain, well within Py_ssize_t: gibbs.py checks burn + n * thin.
-    cdef Rounds rounds = Rounds(burn + out.shape[1] * thin, 1024)
+    # Steps per chain, within Py_ssize_t: gibbs.py checks burn + n * thin.
+    cdef Py_ssize_t total = burn + out.shape[1] * thin
+    cdef Py_ssize_t per_unit = _per_unit(chains, total, 1024)
+    cdef Rounds rounds = Rounds(_n_units(chains, total, per_unit), n_threads)
     while rounds.next():
-        first = rounds.start
-        stop = rounds.stop
-        # Chains are few: a thread that finishes takes the next one.
-        for c in prange(chains, nogil=True, schedule="dynamic", chunksize=1,
+        lo = rounds.start
+        hi = rounds.stop
+        touched = min(chains, hi - lo)
+        for k in prange(touched, nogil=True, schedule="dynamic", chunksize=1,
                         num_threads=n_threads):
-            _bivariate_chain(streams, c, &state[c, 0], out[c], thin, burn, first, stop)
+            _bivariate_unit(streams, lo, hi, k, per_unit, total, state, out, thin, burn)
 
 
 # ---------------------------------------------------------------------------
@@ -264,50 +297,57 @@ cdef int _switchpoint_sweep(bitgen_t *rng, switchpoint_state *st, Py_ssize_t T,
     return 0
 
 
-cdef int _switchpoint_sweeps(_Streams streams, Py_ssize_t c, const int64_t *observed,
-                             Py_ssize_t T, const int64_t *missing, Py_ssize_t m,
-                             double alpha, double beta, Py_ssize_t thin, Py_ssize_t burn,
-                             Py_ssize_t first, Py_ssize_t stop, int64_t *scratch,
-                             double *weight, int64_t *chain_s, double *rates,
-                             int64_t *imputed, int64_t[::1] s_out, double[::1] early_out,
-                             double[::1] late_out, int64_t[:, ::1] missing_out) noexcept nogil:
-    """Sweeps first..stop-1 of chain c, from its state (chain_s, rates = (early,
-    late), the imputed counts), which is updated; sample i, its state after
-    burn + (i + 1) * thin sweeps, is row i of the outputs.  scratch (2T + 1) and
-    weight (T) are the thread's.  Returns 1 if the chain stopped (see
-    _switchpoint_sweep): its state is then left as it was."""
-    cdef fk_pcg64 stream = fk_seedseq_lazy(&streams.root, streams.table, streams.first, c)[0]
-    cdef bitgen_t rng = _bitgen(&stream)
+cdef void _switchpoint_unit(_Streams streams, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k,
+                            Py_ssize_t per_unit, Py_ssize_t total, const int64_t *observed,
+                            Py_ssize_t T, const int64_t *missing, Py_ssize_t m,
+                            double alpha, double beta, Py_ssize_t thin, Py_ssize_t burn,
+                            int64_t *scratch, double *weight, int64_t[::1] chain_s,
+                            double[:, ::1] rates, int64_t[:, ::1] imputed,
+                            unsigned char[::1] stopped, int64_t[:, ::1] s_out,
+                            double[:, ::1] early_out, double[:, ::1] late_out,
+                            int64_t[:, :, ::1] missing_out) noexcept nogil:
+    """The sweeps of the k-th chain touched by a round (see _span), from the
+    chain's state (chain_s[c], rates[c] = (early, late), imputed[c]), which is
+    updated; sample i, its state after burn + (i + 1) * thin sweeps, is row i of
+    the chain's outputs.  scratch (2T + 1) and weight (T) are the thread's.  A
+    chain that stops (see _switchpoint_sweep) is marked in stopped and left."""
+    cdef Py_ssize_t first, stop, sweep, i, j, done
+    cdef Py_ssize_t c = _span(lo, hi, k, chain_s.shape[0], per_unit, total, &first, &stop)
+    cdef fk_pcg64 stream
+    cdef bitgen_t rng
     cdef switchpoint_state st
-    cdef Py_ssize_t sweep, i, k, done
+    if stopped[c]:
+        return
+    stream = fk_seedseq_lazy(&streams.root, streams.table, streams.first, c)[0]
+    rng = _bitgen(&stream)
     memcpy(scratch, observed, T * sizeof(int64_t))
-    for k in range(m):
-        scratch[missing[k]] = imputed[k]
-    st.s = chain_s[0]
-    st.early = rates[0]
-    st.late = rates[1]
+    for j in range(m):
+        scratch[missing[j]] = imputed[c, j]
+    st.s = chain_s[c]
+    st.early = rates[c, 0]
+    st.late = rates[c, 1]
     st.counts = scratch
     st.cum = scratch + T
     st.weight = weight
     _cumulate(&st, T)
     for sweep in range(first, stop):
         if _switchpoint_sweep(&rng, &st, T, missing, m, alpha, beta):
-            return 1
+            stopped[c] = 1
+            return
         done = sweep + 1 - burn
         if done > 0 and done % thin == 0:
             i = done // thin - 1
-            s_out[i] = st.s
-            early_out[i] = st.early
-            late_out[i] = st.late
-            for k in range(m):
-                missing_out[i, k] = st.counts[missing[k]]
-    chain_s[0] = st.s
-    rates[0] = st.early
-    rates[1] = st.late
-    for k in range(m):
-        imputed[k] = st.counts[missing[k]]
+            s_out[c, i] = st.s
+            early_out[c, i] = st.early
+            late_out[c, i] = st.late
+            for j in range(m):
+                missing_out[c, i, j] = st.counts[missing[j]]
+    chain_s[c] = st.s
+    rates[c, 0] = st.early
+    rates[c, 1] = st.late
+    for j in range(m):
+        imputed[c, j] = st.counts[missing[j]]
     streams.table[c] = stream
-    return 0
 
 
 def switchpoint(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t first_chain,
@@ -316,50 +356,36 @@ def switchpoint(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t f
                 int64_t[:, ::1] s_out, double[:, ::1] early_out, double[:, ::1] late_out,
                 int64_t[:, :, ::1] missing_out, int n_threads):
     """Fill row c of the outputs with chain c, that is chain first_chain + c of the
-    root whose words and pool size are given (see _seeding.root_words).
+    root whose words and pool size are given (see _seeding.root_words), in rounds
+    of units of a few sweeps of one chain (see _span).
 
     counts (T,) holds the observed counts, any value at the missing indices.
     Returns the number of chains stopped early because a rate grew beyond what
     a Poisson draw can impute from (their rows are incomplete).
-
-    The work is cut into units of a few sweeps of one chain, ordered sweeps
-    first: unit u is block u // chains of chain u % chains.  A round (see
-    _rounds.pyx) runs each chain it touches through that chain's blocks in it,
-    chains in parallel, so Ctrl-C stops the call however many chains there are
-    and however long they run; a chain's state is kept between rounds.
     """
     cdef Py_ssize_t chains = s_out.shape[0], T = counts.shape[0], m = missing.shape[0]
-    # burn + n * thin fits: gibbs.py checks it
-    cdef Py_ssize_t sweeps = burn + s_out.shape[1] * thin
-    # a unit is about 2**14 terms of the weights' sums; the units fit in Py_ssize_t
-    cdef Py_ssize_t per_unit = max(1, 2**14 // (T + m), -(-(<object>chains) * sweeps // 2**62))
-    cdef Py_ssize_t blocks = sweeps // per_unit + (sweeps % per_unit != 0)
-    cdef Py_ssize_t k, c, j0, j1, lo, hi, t, touched
+    cdef Py_ssize_t k, lo, hi, touched
+    # Sweeps per chain, within Py_ssize_t: gibbs.py checks burn + n * thin.
+    cdef Py_ssize_t total = burn + s_out.shape[1] * thin
+    # a unit is about 2**14 terms of the weights' sums
+    cdef Py_ssize_t per_unit = _per_unit(chains, total, 2**14 // (T + m))
     cdef const int64_t *p_missing = &missing[0] if m > 0 else NULL
     cdef int64_t[::1] chain_s = np.full(chains, T // 2, dtype=np.int64)
     cdef double[:, ::1] rates = np.full((chains, 2), alpha / beta)
-    cdef int64_t[:, ::1] imputed = np.zeros((chains, max(m, 1)), dtype=np.int64)
+    cdef int64_t[:, ::1] imputed = np.zeros((chains, m), dtype=np.int64)
     cdef unsigned char[::1] stopped = np.zeros(chains, dtype=np.uint8)
     cdef int64_t[:, ::1] scratch = np.empty((n_threads, 2 * T + 1), dtype=np.int64)
     cdef double[:, ::1] weight = np.empty((n_threads, T), dtype=np.float64)
     cdef _Streams streams = _Streams(root_words, pool_size, first_chain, chains)
-    cdef Rounds rounds = Rounds(chains * blocks, n_threads)
+    cdef Rounds rounds = Rounds(_n_units(chains, total, per_unit), n_threads)
     while rounds.next():
         lo = rounds.start
         hi = rounds.stop
-        # the round's units lo..hi-1 touch chains (lo + k) % chains, each once
         touched = min(chains, hi - lo)
         for k in prange(touched, nogil=True, schedule="dynamic", chunksize=1,
                         num_threads=n_threads):
-            c = (lo + k) % chains
-            if stopped[c]:
-                continue
-            j0 = (lo - c + chains - 1) // chains    # its blocks j0..j1-1 are in the round
-            j1 = (hi - c + chains - 1) // chains
-            t = threadid()
-            stopped[c] = _switchpoint_sweeps(
-                streams, c, &counts[0], T, p_missing, m, alpha, beta, thin, burn,
-                j0 * per_unit, sweeps if j1 >= blocks else j1 * per_unit,
-                &scratch[t, 0], &weight[t, 0], &chain_s[c], &rates[c, 0], &imputed[c, 0],
-                s_out[c], early_out[c], late_out[c], missing_out[c])
+            _switchpoint_unit(streams, lo, hi, k, per_unit, total, &counts[0], T, p_missing,
+                              m, alpha, beta, thin, burn, &scratch[threadid(), 0],
+                              &weight[threadid(), 0], chain_s, rates, imputed, stopped,
+                              s_out, early_out, late_out, missing_out)
     return int(np.sum(stopped))
