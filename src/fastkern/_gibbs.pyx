@@ -1,9 +1,10 @@
-"""nogil Gibbs sampler kernels, one chain per parallel iteration.
+"""nogil Gibbs sampler kernels: chains in parallel, in rounds (Ctrl-C stops them).
 
 Validation, seeding and output allocation live in gibbs.py; this module assumes
-valid input.  Every draw goes through NumPy's C distributions on the chain's own
-bit generator, in the order gibbs.py documents, so that a plain NumPy loop with
-the same Generator reproduces each chain.
+valid input.  Every draw goes through NumPy's C distributions on a bitgen_t over
+the chain's own PCG64 stream, derived in C from its spawn key and identical to
+NumPy's PCG64 bitgen_t, in the order gibbs.py documents, so that a plain NumPy
+loop with the chain's documented Generator reproduces each chain.
 """
 import numpy as np
 
@@ -69,7 +70,7 @@ cdef class _Streams:
     the thread's stack, stored back when done: the streams lie side by side, and
     updating a shared cache line at every draw would slow the threads down."""
     cdef fk_seedseq_root root
-    cdef fk_pcg64 *table
+    cdef fk_pcg64 *table     # zeroed: not derived yet
     cdef uint64_t first
 
     def __cinit__(self, const uint32_t[::1] root_words, Py_ssize_t pool_size,
