@@ -3,7 +3,7 @@ several threads, without materialising the resamples.
 
 Validation, seeding and the confidence intervals live in bootstrap.py; this
 module assumes valid input (samples of at least two observations, finite values,
-one bit generator per block).
+one stream per block).
 
 The random stream, which a plain NumPy loop reproduces
 ------------------------------------------------------
@@ -14,8 +14,8 @@ PCG64 stream after the block's earlier resamples.  For each sample ``k`` in turn
 ``random_bounded_uint64_fill`` with Lemire's method, on 32-bit draws for
 ``n_k <= 2**32``.  The draws are made by the C core in csrc/bootstrap, an inline
 copy of PCG64 and of that function (no call through NumPy's ``bitgen_t`` per
-draw), seeded from each bit generator's ``state``.  The indices are drawn
-``CHUNK`` at a time: this gives the same stream, because the only state kept
+draw), seeded in C from each block's spawn key (csrc/common/fk_seedseq.h).  The
+indices are drawn ``CHUNK`` at a time: this gives the same stream, because the only state kept
 between draws (PCG64's spare 32-bit half) lives in the stream itself.  The tests
 check all of this against NumPy.
 """
@@ -35,6 +35,14 @@ cdef extern from "bootstrap/fk_integers.h" nogil:
     void fk_pcg64_integers(fk_pcg64 *g, uint64_t n, Py_ssize_t cnt, uint64_t *out)
     void fk_pcg64_raw(fk_pcg64 *g, int portable, Py_ssize_t cnt, uint64_t *out)
     int fk_pcg64_use_avx512(int use)
+
+cdef extern from "common/fk_seedseq.h" nogil:
+    ctypedef struct fk_seedseq_root:
+        pass
+    int fk_seedseq_root_init(fk_seedseq_root *r, const uint32_t *words, size_t n_words,
+                             size_t pool_size)
+    fk_pcg64 *fk_seedseq_lazy(const fk_seedseq_root *r, fk_pcg64 *table, uint64_t first,
+                              size_t u)
 
 cdef extern from "bootstrap/fk_resample.h" nogil:
     void fk_resample_sums_f64(fk_pcg64 *g, const double *x, Py_ssize_t n, double shift,
@@ -88,28 +96,40 @@ cdef int _load_pcg64(object bit_generator, fk_pcg64 *g) except -1:
 
 
 cdef class BlockStreams:
-    """The streams of one bootstrap run: block b draws from ``bit_generators[b]``.
+    """The streams of blocks first..first+n_blocks-1 of a bootstrap run: block b
+    draws from ``PCG64(SeedSequence(root.entropy, spawn_key=root.spawn_key + (b,),
+    pool_size=root.pool_size))``, given by the root's words and pool size (see
+    _seeding.root_words).
 
-    Each stream starts where its PCG64 bit generator stands and then moves on
-    here, in C (the bit generators themselves are left as they were).  The
-    states lie side by side, several to a cache line, so a kernel draws from a
-    copy of its block's state on its own thread's stack and stores it back once
-    the block is done: updating the shared line at every chunk would make the
-    threads take it from each other all the time.
+    ``start(b)`` gives block b's stream where it stands, derived in C from its
+    spawn key the first time (csrc/common/fk_seedseq.h), so a block's stream is
+    made by the thread that runs it.  The states lie side by side, several to a
+    cache line, so a kernel draws from a copy of its block's state on its own
+    thread's stack and stores it back in ``states[b]`` once the block is done:
+    updating the shared line at every chunk would make the threads take it from
+    each other all the time.
     """
+    cdef fk_seedseq_root root
     cdef fk_pcg64 *states
+    cdef uint64_t first
     cdef readonly Py_ssize_t n_blocks
 
-    def __cinit__(self, list bit_generators):
-        self.n_blocks = len(bit_generators)
-        self.states = <fk_pcg64 *>malloc(max(1, self.n_blocks) * sizeof(fk_pcg64))
+    def __cinit__(self, const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t first,
+                  Py_ssize_t n_blocks):
+        if fk_seedseq_root_init(&self.root, &root_words[0], root_words.shape[0], pool_size):
+            raise MemoryError()
+        self.first = first
+        self.n_blocks = n_blocks
+        # zeroed: not derived yet (see fk_seedseq_lazy)
+        self.states = <fk_pcg64 *>calloc(max(1, n_blocks), sizeof(fk_pcg64))
         if self.states == NULL:
             raise MemoryError()
-        for b in range(self.n_blocks):
-            _load_pcg64(bit_generators[b], &self.states[b])
 
     def __dealloc__(self):
         free(self.states)
+
+    cdef inline fk_pcg64 start(self, Py_ssize_t b) noexcept nogil:
+        return fk_seedseq_lazy(&self.root, self.states, self.first, b)[0]
 
 
 cdef inline void _draw_chunk(fk_pcg64 *gen, Py_ssize_t n, Py_ssize_t cnt,
@@ -312,7 +332,7 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
         tx = <const real_t *>_own_copy(px, nx * sizeof(real_t), n_threads)
         ty = tx if py == px else <const real_t *>_own_copy(py, ny * sizeof(real_t), n_threads)
         for b in prange(n_blocks, schedule="dynamic"):
-            stream = streams.states[b]      # a thread's own copy: see BlockStreams
+            stream = streams.start(b)       # a thread's own copy: see BlockStreams
             for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
                 pout[r] = _resample_moments(&stream, kind, tx, ty, nx, ny, cx, cy, ddof,
                                             paired)
@@ -489,7 +509,7 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
             if counts == NULL:
                 failed += 1
                 continue
-            stream = streams.states[b]      # a thread's own copy: see BlockStreams
+            stream = streams.start(b)       # a thread's own copy: see BlockStreams
             for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
                 _draw_counts(&stream, tinv, n, counts)
                 pout[r] = _order_statistic(kind, counts, pval, lo, hi, gamma)
@@ -559,7 +579,7 @@ def fill_indices(BlockStreams streams, Py_ssize_t r0, const int64_t[::1] sizes,
     if b1 > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
     for b in prange(b0, b1, nogil=True, schedule="dynamic", num_threads=n_threads):
-        stream = streams.states[b]      # a thread's own copy: see BlockStreams
+        stream = streams.start(b)       # a thread's own copy: see BlockStreams
         for r in range(max(r0, b * _BLOCK_SIZE), min(r1, (b + 1) * _BLOCK_SIZE)):
             col = 0
             for k in range(n_samples):

@@ -298,7 +298,8 @@ def resample_blocks(plan, first, stop, n_threads):
     n = min(stop * BLOCK_SIZE, plan.n_resamples) - first * BLOCK_SIZE
     dist = np.empty(max(n, 0), dtype=np.float64)
     if n > 0:
-        streams = _bootstrap.BlockStreams(_seeding.bit_generators(plan.root, first, stop))
+        streams = _bootstrap.BlockStreams(_seeding.root_words(plan.root), plan.root.pool_size,
+                                          first, stop - first)
         plan.estimator.resample(streams, dist, n_threads)
     return dist
 
