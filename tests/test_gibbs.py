@@ -405,11 +405,11 @@ def test_bad_arguments(kwargs, error, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(thin=2**63), "thin must be below 2\\*\\*63"),
-    (dict(burn=2**63), "burn must be below 2\\*\\*63"),
-    (dict(burn=2**64, n=0), "burn must be below 2\\*\\*63"),
-    (dict(n=2**63), "n must be below 2\\*\\*63"),
-    (dict(chains=2**63), "chains must be below 2\\*\\*63"),
+    (dict(thin=2**63), "thin must be at most 9223372036854775807"),
+    (dict(burn=2**63), "burn must be at most 9223372036854775807"),
+    (dict(burn=2**64, n=0), "burn must be at most 9223372036854775807"),
+    (dict(n=2**63), "n must be at most 9223372036854775807"),
+    (dict(chains=2**63), "chains must be at most 9223372036854775807"),
     (dict(n=2**40, thin=2**23), "burn \\+ n \\* thin"),
     (dict(n=1, thin=2**62, burn=2**62), "burn \\+ n \\* thin"),
 ])

@@ -300,11 +300,9 @@ _MAX_STEPS = 2**63 - 1  # a chain's steps are counted in int64
 
 def _check_run(n, thin, chains, burn):
     """The sampler's run length arguments, checked: (n, thin, chains, burn)."""
+    # check_int refuses values beyond int64 by name
     n, thin = check_int(n, "n", 0), check_int(thin, "thin", 1)
     chains, burn = check_int(chains, "chains", 1), check_int(burn, "burn", 0)
-    for value, name in ((n, "n"), (thin, "thin"), (chains, "chains"), (burn, "burn")):
-        if value > _MAX_STEPS:
-            raise ValueError(f"{name} must be below 2**63, got {value}")
     if burn + n * thin > _MAX_STEPS:
         raise ValueError(f"burn + n * thin must be below 2**63, got burn={burn}, n={n}, "
                          f"thin={thin}")
