@@ -419,6 +419,11 @@ def test_offsets_beyond_2_to_31_elements():
     ((np.ones((3, 3)), np.ones((2, 2))), {"stride": (1, 2, 3)}, ValueError, "stride must be"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"stride": 1.5}, TypeError, "stride must be"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"stride": True}, TypeError, "stride must be"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": 2**63}, ValueError, "stride must be at most"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": (1, 2**64)}, ValueError,
+     "stride must be at most"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": "2"}, TypeError, "stride must be"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": None}, TypeError, "stride must be"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": [1, 2]}, ValueError, "fillvalue must be a scalar"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": 1 + 2j}, ValueError, "fillvalue"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": "x"}, ValueError, "fillvalue"),
@@ -467,3 +472,19 @@ def test_huge_stride_keeps_tiles_small(func, ref):
         for boundary in BOUNDARIES:
             assert_matches(func(a, b, mode, boundary, 0.5, stride=stride),
                            ref(a, b, mode, boundary, 0.5)[::stride[0], ::stride[1]])
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("stride", [2**62, 2**63 - 1, (2**63 - 1, 1), (1, 2**63 - 1),
+                                    (3, 2**62 + 1)])
+def test_strides_up_to_the_largest_int64(func, ref, stride):
+    # Offsets reach -(kernel size - 1): the geometry must not overflow with them
+    # (UBSan once found `step - 1 - off` overflowing in fk_inside).
+    rng = np.random.default_rng(15)
+    a = rng.standard_normal((13, 17))
+    b = rng.standard_normal((5, 4))
+    sy, sx = (stride, stride) if isinstance(stride, int) else stride
+    for mode in MODES:
+        for boundary in BOUNDARIES:
+            assert_matches(func(a, b, mode, boundary, 0.5, stride=stride),
+                           ref(a, b, mode, boundary, 0.5)[::sy, ::sx])

@@ -87,12 +87,14 @@ static inline ptrdiff_t fk_map_index(ptrdiff_t j, ptrdiff_t m, int boundary)
 }
 
 /* Outputs [*lo, *hi) along one axis have windows inside the image: output j's
- * window starts at image coordinate off + j*step and is k long, the axis n long. */
+ * window starts at image coordinate off + j*step and is k long, the axis n long.
+ * No intermediate exceeds n or -off in size, whatever the step (up to
+ * PTRDIFF_MAX): -off < k, and off + j*step is only formed for outputs that exist. */
 static void fk_inside(ptrdiff_t off, ptrdiff_t step, ptrdiff_t n, ptrdiff_t k,
                       ptrdiff_t *lo, ptrdiff_t *hi)
 {
     const ptrdiff_t last = n - k - off;  /* inside while j*step <= last */
-    *lo = off >= 0 ? 0 : (step - 1 - off) / step;
+    *lo = off >= 0 ? 0 : (-off - 1) / step + 1;  /* the least j with j*step >= -off */
     *hi = last < 0 ? 0 : last / step + 1;
 }
 

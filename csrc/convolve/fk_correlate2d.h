@@ -25,6 +25,9 @@ enum { FK_BOUNDARY_FILL = 0, FK_BOUNDARY_WRAP = 1, FK_BOUNDARY_SYMM = 2 };
 /* How a result is stored: out = r, out += r, out -= r (complex products). */
 enum { FK_STORE_SET = 0, FK_STORE_ADD = 1, FK_STORE_SUB = 2 };
 
+/* Sizes are NumPy's, so no axis exceeds PTRDIFF_MAX / 4 (its bytes fit in a
+ * ptrdiff_t): image coordinates, which stay within an axis' length of the image,
+ * never overflow.  Steps may be anything up to PTRDIFF_MAX. */
 typedef struct {
     ptrdiff_t in_rows, in_cols;   /* image shape, both >= 1 */
     ptrdiff_t in_s0, in_s1;       /* image strides, in elements (any sign) */

@@ -1,6 +1,7 @@
 """2-D convolution and correlation: drop-ins for ``scipy.signal.convolve2d`` and
 ``correlate2d`` that release the GIL, run on several threads and can stride."""
 import operator
+import sys
 
 import numpy as np
 
@@ -71,7 +72,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
     ValueError
         For inputs that are not 2-D or are empty, or whose dtypes promote to one
         scipy rejects (bool, float16, object, ...); for an unknown mode or boundary, a bad
-        fillvalue, a stride below 1, or ``workers=0``; in ``"valid"`` mode,
+        fillvalue, a stride below 1 or above ``sys.maxsize``, or ``workers=0``; in ``"valid"`` mode,
         when neither input is at least as large as the other in every dimension;
         and for an ``out`` of the wrong shape or one that is read-only.
     TypeError
@@ -171,6 +172,8 @@ def _parse_stride(stride):
             raise ValueError(f"stride must be an int or a pair of ints, got {stride!r}")
     if min(steps) < 1:
         raise ValueError(f"stride must be at least 1, got {stride!r}")
+    if max(steps) > sys.maxsize:
+        raise ValueError(f"stride must be at most {sys.maxsize}, got {stride!r}")
     return steps
 
 
