@@ -1,5 +1,11 @@
 """convolve2d / correlate2d against scipy.signal, the oracle."""
 
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -397,6 +403,11 @@ def test_offsets_beyond_2_to_31_elements():
 
 # -- bad input ---------------------------------------------------------------------
 
+def _readonly(a):
+    a.flags.writeable = False
+    return a
+
+
 @pytest.mark.parametrize("func", [convolve2d, correlate2d], ids=FUNC_IDS)
 @pytest.mark.parametrize("args,kwargs,exc,match", [
     ((np.ones(3), np.ones((2, 2))), {}, ValueError, "in1 must be a 2-D"),
@@ -424,9 +435,30 @@ def test_offsets_beyond_2_to_31_elements():
      "stride must be at most"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"stride": "2"}, TypeError, "stride must be"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"stride": None}, TypeError, "stride must be"),
-    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": [1, 2]}, ValueError, "fillvalue must be a scalar"),
-    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": 1 + 2j}, ValueError, "fillvalue"),
-    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": "x"}, ValueError, "fillvalue"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": [1, 2]}, ValueError,
+     "`fillvalue` must be scalar or an array with one element"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": []}, ValueError, "`fillvalue` must be"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": 1 + 2j}, ValueError,
+     r"fillvalue \(1\+2j\) is complex but the output dtype is float64: could not cast "
+     "`fillvalue` directly to the output"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": "x"}, ValueError,
+     "fillvalue must be a number, got 'x'"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": "1"}, ValueError,
+     "fillvalue must be a number, got '1'"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": None}, ValueError,
+     "fillvalue must be a number, got None"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": object()}, ValueError,
+     "fillvalue must be a number, got <object"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": np.datetime64(1, "s")}, ValueError,
+     "fillvalue must be a number"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": 2**1100}, ValueError,
+     "fillvalue .* does not fit the output dtype float64: could not cast"),
+    ((np.ones((3, 3), dtype=np.int64), np.ones((2, 2), dtype=np.int64)), {"fillvalue": 2**63},
+     ValueError, "fillvalue 9223372036854775808 does not fit the output dtype int64: could not"),
+    ((np.ones((3, 3), dtype=np.uint64), np.ones((2, 2), dtype=np.uint64)), {"fillvalue": 2**64},
+     ValueError, "fillvalue 18446744073709551616 does not fit the output dtype uint64"),
+    ((np.ones((3, 3), dtype=np.int32), np.ones((2, 2), dtype=np.int32)), {"fillvalue": np.inf},
+     ValueError, "fillvalue inf does not fit the output dtype int32"),
     ((np.ones((3, 3), dtype=np.uint8), np.ones((2, 2), dtype=np.uint8)), {"fillvalue": -1},
      ValueError, "fillvalue"),
     ((np.ones((3, 3), dtype=np.int8), np.ones((2, 2), dtype=np.int8)), {"fillvalue": np.nan},
@@ -434,12 +466,41 @@ def test_offsets_beyond_2_to_31_elements():
     ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 0}, ValueError, "workers must not be zero"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"workers": -10**6}, ValueError, "workers value out of range"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 1.5}, TypeError, "workers must be an integer"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 2**31}, ValueError,
+     "workers must be at most 2147483647, got 2147483648"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 10**30}, ValueError, "workers must be at most"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": True}, TypeError, "workers must be an integer"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": "2"}, TypeError, "workers must be an integer"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"out": [[0.0] * 4] * 4}, TypeError, "out must be a NumPy"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((3, 3))}, ValueError, "out has shape"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((4, 4), np.float32)}, TypeError,
      "out has dtype float32"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.broadcast_to(0.0, (4, 4))}, ValueError,
      "out is read-only"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": _readonly(np.empty((4, 4)))}, ValueError,
+     "out is read-only"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty(16)}, ValueError,
+     r"out has shape \(16,\), but the result has shape \(4, 4\)"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((4, 4), np.int64)}, TypeError,
+     "out has dtype int64, but the result has dtype float64"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((4, 4), np.complex128)}, TypeError,
+     "out has dtype complex128"),
+    # more typos, types and shapes of every argument
+    ((None, np.ones((2, 2))), {}, ValueError, r"in1 must be a 2-D array, got an array of shape \(\)"),
+    (("abc", np.ones((2, 2))), {}, ValueError, "in1 must be a 2-D"),
+    ((np.ones((3, 3)), [[["x"]]]), {}, ValueError, r"in2 must be a 2-D array, got an array of shape \(1, 1, 1\)"),
+    ((np.ones((2, 3, 4)), np.ones((2, 2))), {}, ValueError, "in1 must be a 2-D"),
+    ((np.ones((3, 3)), np.array([["a", "b"]])), {}, ValueError, "in2 has dtype <U1"),
+    ((np.ones((3, 3)), np.ones((2, 2), dtype=object)), {}, ValueError, "in2 has dtype object"),
+    (([[None]], np.ones((2, 2))), {}, ValueError, "in1 has dtype object"),
+    ((np.ones((3, 3)), np.ones((0, 0))), {}, ValueError, "in2 must not be empty"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "Full"), {}, ValueError, "mode must be .* got 'Full'"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "fulll"), {}, ValueError, "mode must be"),
+    ((np.ones((3, 3)), np.ones((2, 2)), None), {}, ValueError, "mode must be .* got None"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "same", "symetric"), {}, ValueError,
+     "boundary must be .* got 'symetric'"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "same", "FILL"), {}, ValueError, "boundary must be"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "same", None), {}, ValueError, "boundary must be"),
 ])
 def test_bad_input(func, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -488,3 +549,81 @@ def test_strides_up_to_the_largest_int64(func, ref, stride):
         for boundary in BOUNDARIES:
             assert_matches(func(a, b, mode, boundary, 0.5, stride=stride),
                            ref(a, b, mode, boundary, 0.5)[::sy, ::sx])
+
+
+# -- fillvalue ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("dtype,fill", [
+    (np.int64, 2**63 - 1), (np.int64, -2**63), (np.int64, 2**62 + 1), (np.int64, np.int64(-2**62 - 1)),
+    (np.uint64, 2**64 - 1), (np.uint64, 2**63 + 1), (np.int8, -128), (np.uint8, 255),
+    (np.int32, 2.9), (np.int32, -2.9), (np.uint8, True), (np.uint16, np.uint8(9)),
+])
+def test_integer_fillvalue_is_exact_like_scipy(func, ref, dtype, fill):
+    # scipy converts an integer fill value exactly; a float one is truncated
+    a = np.arange(6, dtype=dtype).reshape(2, 3)
+    b = np.ones((2, 2), dtype=dtype)
+    assert_matches(func(a, b, fillvalue=fill), ref(a, b, fillvalue=fill))
+
+
+@pytest.mark.parametrize("fill", [1j, 2 + 3j, np.complex64(1j)])
+def test_fillvalue_errors_keep_scipys_words(fill):
+    # code written against scipy matches this text (scipy's own test does)
+    for func in (convolve2d, correlate2d):
+        with pytest.raises(ValueError, match="could not cast `fillvalue` directly to the output "):
+            func([[1]], [[1, 2]], fillvalue=fill)
+    with pytest.raises(ValueError, match="`fillvalue` must be scalar or an array with "):
+        convolve2d([[1]], [[1, 2]], fillvalue=[1, 2])
+
+
+# -- scipy's own tests -----------------------------------------------------------------
+
+# A pytest plugin for scipy's test run: scipy.signal's 2-D functions, and the test
+# module's own names for them, become fastkern's; the calls are counted.
+_SCIPY_SWAP_PLUGIN = """
+import scipy.signal
+import scipy.signal.tests.test_signaltools as tests
+
+import fastkern
+
+calls = [0]
+
+
+def counted(func):
+    def wrapper(*args, **kwargs):
+        calls[0] += 1
+        return func(*args, **kwargs)
+    return wrapper
+
+
+for module in (scipy.signal, tests):
+    module.convolve2d = counted(fastkern.convolve2d)
+    module.correlate2d = counted(fastkern.correlate2d)
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"fastkern calls: {calls[0]}")
+"""
+
+
+@pytest.mark.parametrize("marks", ["not slow", pytest.param("slow", marks=pytest.mark.slow)])
+def test_scipys_own_convolve2d_tests_pass(tmp_path, marks):
+    """scipy's TestConvolve2d and TestCorrelate2d, with scipy.signal's functions
+    swapped for fastkern's."""
+    spec = importlib.util.find_spec("scipy.signal.tests.test_signaltools")
+    if spec is None:
+        pytest.skip("scipy's tests are not installed")
+    (tmp_path / "fastkern_for_scipy.py").write_text(_SCIPY_SWAP_PLUGIN)
+    site = pathlib.Path(importlib.util.find_spec("scipy").origin).parent.parent
+    test_file = pathlib.Path(spec.origin).relative_to(site).as_posix()
+    fastkern_root = pathlib.Path(fastkern.__file__).parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), str(fastkern_root), os.environ.get("PYTHONPATH", "")]))
+    # run from the site directory, so that scipy's conftest.py (the `xp` fixture) loads
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "fastkern_for_scipy", "-p", "no:cacheprovider",
+         "-m", marks, f"{test_file}::TestConvolve2d", f"{test_file}::TestCorrelate2d"],
+        cwd=site, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert " passed" in out and "fastkern calls: 0" not in out and "fastkern calls: " in out, out
