@@ -1,5 +1,6 @@
 """convolve2d / correlate2d against scipy.signal, the oracle."""
 
+import contextlib
 import importlib.util
 import os
 import pathlib
@@ -13,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastkern
-from fastkern import _convolve, convolve2d, correlate2d
+from fastkern import _convolve, _rounds, convolve2d, correlate2d
 
 FUNCS = [(convolve2d, scipy.signal.convolve2d), (correlate2d, scipy.signal.correlate2d)]
 FUNC_IDS = ["convolve2d", "correlate2d"]
@@ -627,3 +628,92 @@ def test_scipys_own_convolve2d_tests_pass(tmp_path, marks):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     assert " passed" in out and "fastkern calls: 0" not in out and "fastkern calls: " in out, out
+
+
+# -- Ctrl-C ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_a_long_call(assert_interruptible, workers):
+    # 10**12 multiply-adds (minutes on any machine) in 80 MB
+    rng = np.random.default_rng(16)
+    image = rng.standard_normal((3000, 3000)).astype(np.float32)
+    kernel = rng.standard_normal((301, 301)).astype(np.float32)
+
+    def small():
+        assert_matches(convolve2d(image[:40, :50], kernel[:9, :7], workers=workers),
+                       scipy.signal.convolve2d(image[:40, :50], kernel[:9, :7]))
+
+    assert_interruptible(lambda: convolve2d(image, kernel, workers=workers), small=small)
+
+
+@pytest.mark.parametrize("func", [convolve2d, correlate2d], ids=FUNC_IDS)
+def test_ctrl_c_stops_a_call_of_one_long_row(assert_interruptible, func):
+    # one output row of 10**7 columns, 10**5 multiply-adds each: the row is cut
+    # into column blocks, between which the call sees Ctrl-C
+    image = np.ones((1, 10**7), np.float32)
+    kernel = np.ones((1, 10**5), np.float32)
+    small = lambda: assert_array_equal(func(image[:, :10], kernel[:, :3], "valid"), [[3.0] * 8])
+    assert_interruptible(lambda: func(image, kernel, workers=1), small=small)
+
+
+@contextlib.contextmanager
+def round_seconds(seconds):
+    old = _rounds.round_seconds(seconds)
+    try:
+        yield
+    finally:
+        _rounds.round_seconds(old)
+
+
+def _in_rounds(seconds, func, *args, **kwargs):
+    with round_seconds(seconds):
+        return func(*args, **kwargs)
+
+
+@st.composite
+def tiled_problems(draw):
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.complex64, np.int32]))
+    h, w = draw(st.integers(1, 90)), draw(st.integers(1, 700))
+    kh, kw = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    mode = draw(st.sampled_from(["full", "same"]))
+    boundary = draw(st.sampled_from(BOUNDARIES))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    workers = draw(st.integers(1, 3))
+    which = draw(st.integers(0, 1))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return dtype, (h, w), (kh, kw), mode, boundary, stride, workers, which, seed
+
+
+@given(tiled_problems())
+@settings(deadline=None)
+def test_rounds_of_any_size_give_identical_results(problem):
+    # 1e-9 s: every round is as small as it can be (a tile per thread)
+    dtype, shape1, shape2, mode, boundary, stride, workers, which, seed = problem
+    rng = np.random.default_rng(seed)
+    a = random_array(rng, shape1, dtype)
+    b = random_array(rng, shape2, dtype)
+    func = FUNCS[which][0]
+    args = (func, a, b, mode, boundary, 2)
+    tiny = _in_rounds(1e-9, *args, stride=stride, workers=workers)
+    whole = _in_rounds(float("inf"), *args, stride=stride, workers=workers)
+    assert tiny.tobytes() == whole.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("shape1,shape2,mode,stride", [
+    ((2, 9000), (2, 4100), "valid", 1),  # large kernels: column blocks cut into pieces
+    ((3, 6000), (1, 8200), "same", 1),
+    ((40, 4500), (37, 250), "valid", (2, 1)),
+    ((300, 2100), (5, 6), "same", (1, 3)),  # many tiles of rows
+])
+def test_rounds_and_workers_identical_on_tiled_calls(dtype, shape1, shape2, mode, stride):
+    rng = np.random.default_rng(17)
+    a = random_array(rng, shape1, dtype)
+    b = random_array(rng, shape2, dtype)
+    outs = [_in_rounds(seconds, correlate2d, a, b, mode, "symm", stride=stride, workers=workers)
+            for seconds in (1e-9, float("inf")) for workers in (1, 3)]
+    for out in outs[1:]:
+        assert out.tobytes() == outs[0].tobytes()
+    ref = scipy.signal.correlate2d(a[:, :700], b[:, :50], mode, "symm")
+    sy, sx = (stride, stride) if isinstance(stride, int) else stride
+    assert_matches(correlate2d(a[:, :700], b[:, :50], mode, "symm", stride=stride), ref[::sy, ::sx])
