@@ -1,5 +1,12 @@
 """convolve2d / correlate2d against scipy.signal, the oracle."""
 
+import contextlib
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -7,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastkern
-from fastkern import _convolve, convolve2d, correlate2d
+from fastkern import _convolve, _rounds, convolve2d, correlate2d
 
 FUNCS = [(convolve2d, scipy.signal.convolve2d), (correlate2d, scipy.signal.correlate2d)]
 FUNC_IDS = ["convolve2d", "correlate2d"]
@@ -397,6 +404,11 @@ def test_offsets_beyond_2_to_31_elements():
 
 # -- bad input ---------------------------------------------------------------------
 
+def _readonly(a):
+    a.flags.writeable = False
+    return a
+
+
 @pytest.mark.parametrize("func", [convolve2d, correlate2d], ids=FUNC_IDS)
 @pytest.mark.parametrize("args,kwargs,exc,match", [
     ((np.ones(3), np.ones((2, 2))), {}, ValueError, "in1 must be a 2-D"),
@@ -419,9 +431,35 @@ def test_offsets_beyond_2_to_31_elements():
     ((np.ones((3, 3)), np.ones((2, 2))), {"stride": (1, 2, 3)}, ValueError, "stride must be"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"stride": 1.5}, TypeError, "stride must be"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"stride": True}, TypeError, "stride must be"),
-    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": [1, 2]}, ValueError, "fillvalue must be a scalar"),
-    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": 1 + 2j}, ValueError, "fillvalue"),
-    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": "x"}, ValueError, "fillvalue"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": 2**63}, ValueError, "stride must be at most"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": (1, 2**64)}, ValueError,
+     "stride must be at most"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": "2"}, TypeError, "stride must be"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"stride": None}, TypeError, "stride must be"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": [1, 2]}, ValueError,
+     "`fillvalue` must be scalar or an array with one element"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": []}, ValueError, "`fillvalue` must be"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": 1 + 2j}, ValueError,
+     r"fillvalue \(1\+2j\) is complex but the output dtype is float64: could not cast "
+     "`fillvalue` directly to the output"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": "x"}, ValueError,
+     "fillvalue must be a number, got 'x'"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": "1"}, ValueError,
+     "fillvalue must be a number, got '1'"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": None}, ValueError,
+     "fillvalue must be a number, got None"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": object()}, ValueError,
+     "fillvalue must be a number, got <object"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": np.datetime64(1, "s")}, ValueError,
+     "fillvalue must be a number"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"fillvalue": 2**1100}, ValueError,
+     "fillvalue .* does not fit the output dtype float64: could not cast"),
+    ((np.ones((3, 3), dtype=np.int64), np.ones((2, 2), dtype=np.int64)), {"fillvalue": 2**63},
+     ValueError, "fillvalue 9223372036854775808 does not fit the output dtype int64: could not"),
+    ((np.ones((3, 3), dtype=np.uint64), np.ones((2, 2), dtype=np.uint64)), {"fillvalue": 2**64},
+     ValueError, "fillvalue 18446744073709551616 does not fit the output dtype uint64"),
+    ((np.ones((3, 3), dtype=np.int32), np.ones((2, 2), dtype=np.int32)), {"fillvalue": np.inf},
+     ValueError, "fillvalue inf does not fit the output dtype int32"),
     ((np.ones((3, 3), dtype=np.uint8), np.ones((2, 2), dtype=np.uint8)), {"fillvalue": -1},
      ValueError, "fillvalue"),
     ((np.ones((3, 3), dtype=np.int8), np.ones((2, 2), dtype=np.int8)), {"fillvalue": np.nan},
@@ -429,12 +467,41 @@ def test_offsets_beyond_2_to_31_elements():
     ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 0}, ValueError, "workers must not be zero"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"workers": -10**6}, ValueError, "workers value out of range"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 1.5}, TypeError, "workers must be an integer"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 2**31}, ValueError,
+     "workers must be at most 2147483647, got 2147483648"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": 10**30}, ValueError, "workers must be at most"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": True}, TypeError, "workers must be an integer"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"workers": "2"}, TypeError, "workers must be an integer"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"out": [[0.0] * 4] * 4}, TypeError, "out must be a NumPy"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((3, 3))}, ValueError, "out has shape"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((4, 4), np.float32)}, TypeError,
      "out has dtype float32"),
     ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.broadcast_to(0.0, (4, 4))}, ValueError,
      "out is read-only"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": _readonly(np.empty((4, 4)))}, ValueError,
+     "out is read-only"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty(16)}, ValueError,
+     r"out has shape \(16,\), but the result has shape \(4, 4\)"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((4, 4), np.int64)}, TypeError,
+     "out has dtype int64, but the result has dtype float64"),
+    ((np.ones((3, 3)), np.ones((2, 2))), {"out": np.empty((4, 4), np.complex128)}, TypeError,
+     "out has dtype complex128"),
+    # more typos, types and shapes of every argument
+    ((None, np.ones((2, 2))), {}, ValueError, r"in1 must be a 2-D array, got an array of shape \(\)"),
+    (("abc", np.ones((2, 2))), {}, ValueError, "in1 must be a 2-D"),
+    ((np.ones((3, 3)), [[["x"]]]), {}, ValueError, r"in2 must be a 2-D array, got an array of shape \(1, 1, 1\)"),
+    ((np.ones((2, 3, 4)), np.ones((2, 2))), {}, ValueError, "in1 must be a 2-D"),
+    ((np.ones((3, 3)), np.array([["a", "b"]])), {}, ValueError, "in2 has dtype <U1"),
+    ((np.ones((3, 3)), np.ones((2, 2), dtype=object)), {}, ValueError, "in2 has dtype object"),
+    (([[None]], np.ones((2, 2))), {}, ValueError, "in1 has dtype object"),
+    ((np.ones((3, 3)), np.ones((0, 0))), {}, ValueError, "in2 must not be empty"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "Full"), {}, ValueError, "mode must be .* got 'Full'"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "fulll"), {}, ValueError, "mode must be"),
+    ((np.ones((3, 3)), np.ones((2, 2)), None), {}, ValueError, "mode must be .* got None"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "same", "symetric"), {}, ValueError,
+     "boundary must be .* got 'symetric'"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "same", "FILL"), {}, ValueError, "boundary must be"),
+    ((np.ones((3, 3)), np.ones((2, 2)), "same", None), {}, ValueError, "boundary must be"),
 ])
 def test_bad_input(func, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -467,3 +534,186 @@ def test_huge_stride_keeps_tiles_small(func, ref):
         for boundary in BOUNDARIES:
             assert_matches(func(a, b, mode, boundary, 0.5, stride=stride),
                            ref(a, b, mode, boundary, 0.5)[::stride[0], ::stride[1]])
+
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("stride", [2**62, 2**63 - 1, (2**63 - 1, 1), (1, 2**63 - 1),
+                                    (3, 2**62 + 1)])
+def test_strides_up_to_the_largest_int64(func, ref, stride):
+    # Offsets reach -(kernel size - 1): the geometry must not overflow with them
+    # (UBSan once found `step - 1 - off` overflowing in fk_inside).
+    rng = np.random.default_rng(15)
+    a = rng.standard_normal((13, 17))
+    b = rng.standard_normal((5, 4))
+    sy, sx = (stride, stride) if isinstance(stride, int) else stride
+    for mode in MODES:
+        for boundary in BOUNDARIES:
+            assert_matches(func(a, b, mode, boundary, 0.5, stride=stride),
+                           ref(a, b, mode, boundary, 0.5)[::sy, ::sx])
+
+
+# -- fillvalue ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("dtype,fill", [
+    (np.int64, 2**63 - 1), (np.int64, -2**63), (np.int64, 2**62 + 1), (np.int64, np.int64(-2**62 - 1)),
+    (np.uint64, 2**64 - 1), (np.uint64, 2**63 + 1), (np.int8, -128), (np.uint8, 255),
+    (np.int32, 2.9), (np.int32, -2.9), (np.uint8, True), (np.uint16, np.uint8(9)),
+])
+def test_integer_fillvalue_is_exact_like_scipy(func, ref, dtype, fill):
+    # scipy converts an integer fill value exactly; a float one is truncated
+    a = np.arange(6, dtype=dtype).reshape(2, 3)
+    b = np.ones((2, 2), dtype=dtype)
+    assert_matches(func(a, b, fillvalue=fill), ref(a, b, fillvalue=fill))
+
+
+@pytest.mark.parametrize("fill", [1j, 2 + 3j, np.complex64(1j)])
+def test_fillvalue_errors_keep_scipys_words(fill):
+    # code written against scipy matches this text (scipy's own test does)
+    for func in (convolve2d, correlate2d):
+        with pytest.raises(ValueError, match="could not cast `fillvalue` directly to the output "):
+            func([[1]], [[1, 2]], fillvalue=fill)
+    with pytest.raises(ValueError, match="`fillvalue` must be scalar or an array with "):
+        convolve2d([[1]], [[1, 2]], fillvalue=[1, 2])
+
+
+# -- scipy's own tests -----------------------------------------------------------------
+
+# A pytest plugin for scipy's test run: scipy.signal's 2-D functions, and the test
+# module's own names for them, become fastkern's; the calls are counted.
+_SCIPY_SWAP_PLUGIN = """
+import scipy.signal
+import scipy.signal.tests.test_signaltools as tests
+
+import fastkern
+
+calls = [0]
+
+
+def counted(func):
+    def wrapper(*args, **kwargs):
+        calls[0] += 1
+        return func(*args, **kwargs)
+    return wrapper
+
+
+for module in (scipy.signal, tests):
+    module.convolve2d = counted(fastkern.convolve2d)
+    module.correlate2d = counted(fastkern.correlate2d)
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"fastkern calls: {calls[0]}")
+"""
+
+
+@pytest.mark.parametrize("marks", ["not slow", pytest.param("slow", marks=pytest.mark.slow)])
+def test_scipys_own_convolve2d_tests_pass(tmp_path, marks):
+    """scipy's TestConvolve2d and TestCorrelate2d, with scipy.signal's functions
+    swapped for fastkern's."""
+    spec = importlib.util.find_spec("scipy.signal.tests.test_signaltools")
+    if spec is None:
+        pytest.skip("scipy's tests are not installed")
+    (tmp_path / "fastkern_for_scipy.py").write_text(_SCIPY_SWAP_PLUGIN)
+    site = pathlib.Path(importlib.util.find_spec("scipy").origin).parent.parent
+    test_file = pathlib.Path(spec.origin).relative_to(site).as_posix()
+    fastkern_root = pathlib.Path(fastkern.__file__).parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), str(fastkern_root), os.environ.get("PYTHONPATH", "")]))
+    # run from the site directory, so that scipy's conftest.py (the `xp` fixture) loads
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "fastkern_for_scipy", "-p", "no:cacheprovider",
+         "-m", marks, f"{test_file}::TestConvolve2d", f"{test_file}::TestCorrelate2d"],
+        cwd=site, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert " passed" in out and "fastkern calls: 0" not in out and "fastkern calls: " in out, out
+
+
+# -- Ctrl-C ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_a_long_call(assert_interruptible, workers):
+    # 10**12 multiply-adds (minutes on any machine) in 80 MB
+    rng = np.random.default_rng(16)
+    image = rng.standard_normal((3000, 3000)).astype(np.float32)
+    kernel = rng.standard_normal((301, 301)).astype(np.float32)
+
+    def small():
+        assert_matches(convolve2d(image[:40, :50], kernel[:9, :7], workers=workers),
+                       scipy.signal.convolve2d(image[:40, :50], kernel[:9, :7]))
+
+    assert_interruptible(lambda: convolve2d(image, kernel, workers=workers), small=small)
+
+
+@pytest.mark.parametrize("func", [convolve2d, correlate2d], ids=FUNC_IDS)
+def test_ctrl_c_stops_a_call_of_one_long_row(assert_interruptible, func):
+    # one output row of 10**7 columns, 10**5 multiply-adds each: the row is cut
+    # into column blocks, between which the call sees Ctrl-C
+    image = np.ones((1, 10**7), np.float32)
+    kernel = np.ones((1, 10**5), np.float32)
+    small = lambda: assert_array_equal(func(image[:, :10], kernel[:, :3], "valid"), [[3.0] * 8])
+    assert_interruptible(lambda: func(image, kernel, workers=1), small=small)
+
+
+@contextlib.contextmanager
+def round_seconds(seconds):
+    old = _rounds.round_seconds(seconds)
+    try:
+        yield
+    finally:
+        _rounds.round_seconds(old)
+
+
+def _in_rounds(seconds, func, *args, **kwargs):
+    with round_seconds(seconds):
+        return func(*args, **kwargs)
+
+
+@st.composite
+def tiled_problems(draw):
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.complex64, np.int32]))
+    h, w = draw(st.integers(1, 90)), draw(st.integers(1, 700))
+    kh, kw = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    mode = draw(st.sampled_from(["full", "same"]))
+    boundary = draw(st.sampled_from(BOUNDARIES))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    workers = draw(st.integers(1, 3))
+    which = draw(st.integers(0, 1))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return dtype, (h, w), (kh, kw), mode, boundary, stride, workers, which, seed
+
+
+@given(tiled_problems())
+@settings(deadline=None)
+def test_rounds_of_any_size_give_identical_results(problem):
+    # 1e-9 s: every round is as small as it can be (a tile per thread)
+    dtype, shape1, shape2, mode, boundary, stride, workers, which, seed = problem
+    rng = np.random.default_rng(seed)
+    a = random_array(rng, shape1, dtype)
+    b = random_array(rng, shape2, dtype)
+    func = FUNCS[which][0]
+    args = (func, a, b, mode, boundary, 2)
+    tiny = _in_rounds(1e-9, *args, stride=stride, workers=workers)
+    whole = _in_rounds(float("inf"), *args, stride=stride, workers=workers)
+    assert tiny.tobytes() == whole.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("shape1,shape2,mode,stride", [
+    ((2, 9000), (2, 4100), "valid", 1),  # large kernels: column blocks cut into pieces
+    ((3, 6000), (1, 8200), "same", 1),
+    ((40, 4500), (37, 250), "valid", (2, 1)),
+    ((300, 2100), (5, 6), "same", (1, 3)),  # many tiles of rows
+])
+def test_rounds_and_workers_identical_on_tiled_calls(dtype, shape1, shape2, mode, stride):
+    rng = np.random.default_rng(17)
+    a = random_array(rng, shape1, dtype)
+    b = random_array(rng, shape2, dtype)
+    outs = [_in_rounds(seconds, correlate2d, a, b, mode, "symm", stride=stride, workers=workers)
+            for seconds in (1e-9, float("inf")) for workers in (1, 3)]
+    for out in outs[1:]:
+        assert out.tobytes() == outs[0].tobytes()
+    ref = scipy.signal.correlate2d(a[:, :700], b[:, :50], mode, "symm")
+    sy, sx = (stride, stride) if isinstance(stride, int) else stride
+    assert_matches(correlate2d(a[:, :700], b[:, :50], mode, "symm", stride=stride), ref[::sy, ::sx])

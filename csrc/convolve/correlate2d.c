@@ -87,12 +87,14 @@ static inline ptrdiff_t fk_map_index(ptrdiff_t j, ptrdiff_t m, int boundary)
 }
 
 /* Outputs [*lo, *hi) along one axis have windows inside the image: output j's
- * window starts at image coordinate off + j*step and is k long, the axis n long. */
+ * window starts at image coordinate off + j*step and is k long, the axis n long.
+ * No intermediate exceeds n or -off in size, whatever the step (up to
+ * PTRDIFF_MAX): -off < k, and off + j*step is only formed for outputs that exist. */
 static void fk_inside(ptrdiff_t off, ptrdiff_t step, ptrdiff_t n, ptrdiff_t k,
                       ptrdiff_t *lo, ptrdiff_t *hi)
 {
     const ptrdiff_t last = n - k - off;  /* inside while j*step <= last */
-    *lo = off >= 0 ? 0 : (step - 1 - off) / step;
+    *lo = off >= 0 ? 0 : (-off - 1) / step + 1;  /* the least j with j*step >= -off */
     *hi = last < 0 ? 0 : last / step + 1;
 }
 
@@ -107,31 +109,54 @@ static ptrdiff_t fk_col_block(const fk_corr2d_geom *g)
  * SIMD kernels. */
 #define FK_EDGE_COLS 64
 
-/* End of the column block that starts at output column c0.  Blocks hold at most
- * fk_col_block columns and never straddle the edges of a run of columns whose
- * windows lie inside the image, so that interior blocks read the image in place
- * and only the edge blocks are gathered. */
-static ptrdiff_t fk_col_block_end(const fk_corr2d_geom *g, ptrdiff_t c0)
+/* Multiply-adds in one output row of a column block, at most (about), where the
+ * kernel is large: a tile of a few rows by one block is a unit of work between
+ * checks for Ctrl-C (see fk_correlate2d_col_end), and must stay short. */
+#define FK_BLOCK_ROW_WORK (1 << 24)
+
+/* Output columns of a piece of a unit-step block (see fk_correlate2d_col_end). */
+static ptrdiff_t fk_piece_cols(const fk_corr2d_geom *g)
+{
+    /* the kernel is one C-contiguous array: its size fits */
+    const ptrdiff_t cols = FK_BLOCK_ROW_WORK / (g->k_rows * g->k_cols);
+    return cols > FK_EDGE_COLS ? cols : FK_EDGE_COLS;
+}
+
+/* Column blocks: each run of outputs, [0, left), [left, right) and [right, n),
+ * where [left, right) is the run whose windows lie inside the image, is cut into
+ * blocks of fk_col_block columns from its start, so that interior blocks read
+ * the image in place and only the edge blocks are gathered.  At unit column
+ * step, a block is cut further into pieces of fk_piece_cols columns, the last
+ * piece taking the remainder: every piece is at least FK_EDGE_COLS wide, so the
+ * SIMD kernels compute every output that they would compute in the whole block,
+ * and a piece's results are the block's, bit for bit (correlate2d_simd.h). */
+ptrdiff_t fk_correlate2d_col_end(const fk_corr2d_geom *g, ptrdiff_t c0)
 {
     const ptrdiff_t n = g->out_cols;
     ptrdiff_t c_lo, c_hi;
     fk_inside(g->off1, g->step1, g->in_cols, g->k_cols, &c_lo, &c_hi);
-    /* the edge blocks: [0, left) and [right, n) */
     const ptrdiff_t edge = g->step1 == 1 ? FK_EDGE_COLS : 1;
     ptrdiff_t left = c_lo > 0 ? (c_lo > edge ? c_lo : edge) : 0;
     if (left > n) left = n;
     ptrdiff_t right = c_hi < n ? (c_hi < n - edge ? c_hi : n - edge) : n;
     if (right < left) right = left;
-    ptrdiff_t end = c0 + fk_col_block(g);
-    if (c0 < left && left < end) end = left;
-    if (c0 < right && right < end) end = right;
-    return end < n ? end : n;
+    /* the run and the block that c0 lies in */
+    const ptrdiff_t run0 = c0 < left ? 0 : c0 < right ? left : right;
+    const ptrdiff_t run1 = c0 < left ? left : c0 < right ? right : n;
+    const ptrdiff_t block = fk_col_block(g);
+    const ptrdiff_t b0 = run0 + (c0 - run0) / block * block;
+    const ptrdiff_t b1 = run1 - b0 > block ? b0 + block : run1;
+    if (g->step1 == 1) {
+        const ptrdiff_t piece = fk_piece_cols(g);
+        if (b1 - c0 >= 2 * piece) return c0 + piece;
+    }
+    return b1;
 }
 
-ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows)
+ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows, ptrdiff_t n_cols)
 {
     const ptrdiff_t block = fk_col_block(g);
-    const ptrdiff_t max_nc = g->out_cols < block ? g->out_cols : block;
+    const ptrdiff_t max_nc = n_cols < block ? n_cols : block;
     const ptrdiff_t nr = (n_rows - 1) * g->step0 + g->k_rows;
     const ptrdiff_t nq = (max_nc - 1) * g->step1 + g->k_cols;
     return 4 * max_nc + nr * nq;

@@ -149,21 +149,23 @@ static void FK_FN(simd_rows)(int isa, const FK_T *t, ptrdiff_t ld, ptrdiff_t t_r
 }
 
 /* Output rows [row_begin, row_end), all of whose windows lie inside the image
- * rows or none of whose do, with scratch buf (fk_correlate2d_scratch elements). */
+ * rows or none of whose do, by columns [col_begin, col_end), column block
+ * boundaries, with scratch buf (fk_correlate2d_scratch elements). */
 static void FK_FN(rows_part)(const fk_corr2d_geom *g, const FK_T *img, const FK_T *ker,
                              FK_T fill, FK_T *out, ptrdiff_t row_begin, ptrdiff_t row_end,
-                             int store, FK_T *buf)
+                             ptrdiff_t col_begin, ptrdiff_t col_end, int store, FK_T *buf)
 {
     const ptrdiff_t nrows = row_end - row_begin;
     const ptrdiff_t nr = (nrows - 1) * g->step0 + g->k_rows;  /* image rows touched */
-    const ptrdiff_t max_nc = fk_col_block(g) < g->out_cols ? fk_col_block(g) : g->out_cols;
+    const ptrdiff_t max_nc = fk_col_block(g) < col_end - col_begin ? fk_col_block(g)
+                                                                    : col_end - col_begin;
     FK_T *acc = buf;                 /* 4 rows of max_nc elements */
     FK_T *tilebuf = buf + 4 * max_nc;  /* nr x nq elements */
     const int isa = FK_FN(simd_isa)(g->isa);
     const ptrdiff_t simd_cols = fk_isa_width(isa, sizeof(FK_T));
 
-    for (ptrdiff_t c0 = 0, c1; c0 < g->out_cols; c0 = c1) {
-        c1 = fk_col_block_end(g, c0);
+    for (ptrdiff_t c0 = col_begin, c1; c0 < col_end; c0 = c1) {
+        c1 = fk_correlate2d_col_end(g, c0);
         const ptrdiff_t nc = c1 - c0;
         const ptrdiff_t r_lo = g->off0 + row_begin * g->step0;
         const ptrdiff_t q_lo = g->off1 + c0 * g->step1;
@@ -220,12 +222,13 @@ static void FK_FN(rows_part)(const fk_corr2d_geom *g, const FK_T *img, const FK_
     }
 }
 
-int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const FK_T *ker,
+int FK_FN(fk_correlate2d_tile)(const fk_corr2d_geom *g, const FK_T *img, const FK_T *ker,
                                FK_T fill, FK_T *out, ptrdiff_t row_begin, ptrdiff_t row_end,
-                               int store)
+                               ptrdiff_t col_begin, ptrdiff_t col_end, int store)
 {
-    if (row_end <= row_begin) return 0;
-    FK_T *buf = (FK_T *)malloc((size_t)fk_correlate2d_scratch(g, row_end - row_begin)
+    if (row_end <= row_begin || col_end <= col_begin) return 0;
+    FK_T *buf = (FK_T *)malloc((size_t)fk_correlate2d_scratch(g, row_end - row_begin,
+                                                              col_end - col_begin)
                                * sizeof(FK_T));
     if (buf == NULL) return -1;
     /* output rows [i_lo, i_hi) have windows inside the image: apart from the
@@ -236,7 +239,7 @@ int FK_FN(fk_correlate2d_rows)(const fk_corr2d_geom *g, const FK_T *img, const F
         r1 = row_end;
         if (r0 < i_lo && i_lo < r1) r1 = i_lo;
         if (r0 < i_hi && i_hi < r1) r1 = i_hi;
-        FK_FN(rows_part)(g, img, ker, fill, out, r0, r1, store, buf);
+        FK_FN(rows_part)(g, img, ker, fill, out, r0, r1, col_begin, col_end, store, buf);
     }
     free(buf);
     return 0;

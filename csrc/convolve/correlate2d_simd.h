@@ -10,7 +10,10 @@
  * Every output is summed in one order, over kernel rows a and then columns b,
  * starting from zero, in both kernels below and in correlate_row.  Which kernel
  * computes an output depends on its column block alone, never on the row tiles,
- * so results do not depend on the number of threads. */
+ * so results do not depend on the number of threads.  Within a block, every
+ * vector lane computes its output alike, wherever the block's vectors start (the
+ * last one overlaps the one before it), so a block cut into pieces at least one
+ * SIMD block wide gives the same results, bit for bit (fk_correlate2d_col_end). */
 
 #define FK_ICAT_(a, b, c) a##_##b##_##c
 #define FK_ICAT(a, b, c) FK_ICAT_(a, b, c)

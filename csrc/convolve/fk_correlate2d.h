@@ -7,9 +7,11 @@
  * the "full"/"same"/"valid" windows and output striding are all expressed through
  * the kernel orientation, off0/off1 and step0/step1 chosen by the caller.
  *
- * One call computes output rows [row_begin, row_end); callers run disjoint row
- * ranges in parallel.  Every output element is computed the same way whatever the
- * split, so results do not depend on the number of threads.
+ * One call computes a tile: output rows [row_begin, row_end) by columns
+ * [col_begin, col_end), where the columns are column block boundaries (0,
+ * out_cols, or ends returned by fk_correlate2d_col_end).  Callers run disjoint
+ * tiles in parallel.  Every output element is computed the same way whatever
+ * the split, so results do not depend on the number of threads or the tiles.
  */
 #ifndef FK_CORRELATE2D_H
 #define FK_CORRELATE2D_H
@@ -25,6 +27,9 @@ enum { FK_BOUNDARY_FILL = 0, FK_BOUNDARY_WRAP = 1, FK_BOUNDARY_SYMM = 2 };
 /* How a result is stored: out = r, out += r, out -= r (complex products). */
 enum { FK_STORE_SET = 0, FK_STORE_ADD = 1, FK_STORE_SUB = 2 };
 
+/* Sizes are NumPy's, so no axis exceeds PTRDIFF_MAX / 4 (its bytes fit in a
+ * ptrdiff_t): image coordinates, which stay within an axis' length of the image,
+ * never overflow.  Steps may be anything up to PTRDIFF_MAX. */
 typedef struct {
     ptrdiff_t in_rows, in_cols;   /* image shape, both >= 1 */
     ptrdiff_t in_s0, in_s1;       /* image strides, in elements (any sign) */
@@ -40,24 +45,32 @@ typedef struct {
 /* Each returns 0, or -1 if its scratch buffer could not be allocated.
  * The uint64 variant computes modulo 2**64: exact for every integer dtype after
  * a wrapping cast back, as integer convolution in the narrower type would be. */
-int fk_correlate2d_rows_f32(const fk_corr2d_geom *g, const float *img, const float *ker,
+int fk_correlate2d_tile_f32(const fk_corr2d_geom *g, const float *img, const float *ker,
                             float fill, float *out, ptrdiff_t row_begin, ptrdiff_t row_end,
-                            int store);
-int fk_correlate2d_rows_f64(const fk_corr2d_geom *g, const double *img, const double *ker,
+                            ptrdiff_t col_begin, ptrdiff_t col_end, int store);
+int fk_correlate2d_tile_f64(const fk_corr2d_geom *g, const double *img, const double *ker,
                             double fill, double *out, ptrdiff_t row_begin, ptrdiff_t row_end,
-                            int store);
-int fk_correlate2d_rows_u64(const fk_corr2d_geom *g, const uint64_t *img, const uint64_t *ker,
+                            ptrdiff_t col_begin, ptrdiff_t col_end, int store);
+int fk_correlate2d_tile_u64(const fk_corr2d_geom *g, const uint64_t *img, const uint64_t *ker,
                             uint64_t fill, uint64_t *out, ptrdiff_t row_begin,
-                            ptrdiff_t row_end, int store);
+                            ptrdiff_t row_end, ptrdiff_t col_begin, ptrdiff_t col_end,
+                            int store);
+
+/* The end of the column block that starts at output column c0 (a block
+ * boundary): blocks hold at most about 4096 image columns, and with a large
+ * kernel fewer, so that one output row of a block is about 2**24 multiply-adds
+ * at most where the kernel allows it.  Which kernel computes an output depends
+ * on its block alone. */
+ptrdiff_t fk_correlate2d_col_end(const fk_corr2d_geom *g, ptrdiff_t c0);
 
 /* The kernels for unit column steps: 0 plain C, 1 16-byte vectors, 2 AVX2,
  * 3 AVX-512.  isa >= 0 selects one (capped at what the CPU runs; for tests and
  * benchmarks, not while a computation runs); every call returns the one in use. */
 int fk_correlate2d_isa(int isa);
 
-/* Scratch elements one call needs for rows [row_begin, row_end): for documentation
- * and tests of the memory bound. */
-ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows);
+/* Scratch elements one call needs for a tile of n_rows rows by n_cols columns:
+ * for documentation and tests of the memory bound. */
+ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows, ptrdiff_t n_cols);
 
 #ifdef __cplusplus
 }

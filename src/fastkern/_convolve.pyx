@@ -1,10 +1,14 @@
-"""nogil driver of the 2-D correlation core (csrc/convolve): parallel over row tiles.
+"""nogil driver of the 2-D correlation core (csrc/convolve): parallel over tiles.
 
 Validation, dtype handling and the mode/boundary/convolve-vs-correlate geometry
 live in convolve.py; this module assumes valid input.
 """
+import numpy as np
+
 from libc.stdint cimport uint64_t
 from cython.parallel cimport prange
+
+from fastkern._rounds cimport Rounds
 
 cdef extern from "convolve/fk_correlate2d.h" nogil:
     ctypedef struct fk_corr2d_geom:
@@ -18,13 +22,17 @@ cdef extern from "convolve/fk_correlate2d.h" nogil:
         FK_STORE_SET
         FK_STORE_ADD
         FK_STORE_SUB
-    int fk_correlate2d_rows_f32(const fk_corr2d_geom *g, const float *img, const float *ker,
-                                float fill, float *out, Py_ssize_t r0, Py_ssize_t r1, int store)
-    int fk_correlate2d_rows_f64(const fk_corr2d_geom *g, const double *img, const double *ker,
-                                double fill, double *out, Py_ssize_t r0, Py_ssize_t r1, int store)
-    int fk_correlate2d_rows_u64(const fk_corr2d_geom *g, const uint64_t *img,
+    int fk_correlate2d_tile_f32(const fk_corr2d_geom *g, const float *img, const float *ker,
+                                float fill, float *out, Py_ssize_t r0, Py_ssize_t r1,
+                                Py_ssize_t c0, Py_ssize_t c1, int store)
+    int fk_correlate2d_tile_f64(const fk_corr2d_geom *g, const double *img, const double *ker,
+                                double fill, double *out, Py_ssize_t r0, Py_ssize_t r1,
+                                Py_ssize_t c0, Py_ssize_t c1, int store)
+    int fk_correlate2d_tile_u64(const fk_corr2d_geom *g, const uint64_t *img,
                                 const uint64_t *ker, uint64_t fill, uint64_t *out,
-                                Py_ssize_t r0, Py_ssize_t r1, int store)
+                                Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1,
+                                int store)
+    Py_ssize_t fk_correlate2d_col_end(const fk_corr2d_geom *g, Py_ssize_t c0)
     int fk_correlate2d_isa(int isa)
 
 ctypedef fused real_t:
@@ -40,18 +48,29 @@ cdef enum:
     ROW_BLOCK = 4
 
 # Multiply-adds below which another thread costs more than it saves.
-cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 22
+cdef double MIN_WORK_PER_THREAD = 1 << 22
+
+# Multiply-adds of one tile, at most (about): a tile is the unit of work between
+# checks for Ctrl-C, so it must be short on any machine (a few ms).  The core
+# bounds one row of a column block (fk_correlate2d_col_end); this bounds the rows.
+cdef double MAX_TILE_WORK = 1 << 26
+
+# Multiply-adds per thread in the first round, at least (about 10 ms): a call
+# shorter than that is one round, one parallel region, as without rounds.  Each
+# round ends with all threads waiting for the last; on a busy machine, where a
+# thread may wait long for a CPU, every round costs.
+cdef double FIRST_ROUND_WORK = 1 << 26
 
 
-cdef inline int _rows(const fk_corr2d_geom *g, const real_t *img, const real_t *ker,
+cdef inline int _tile(const fk_corr2d_geom *g, const real_t *img, const real_t *ker,
                       real_t fill, real_t *out, Py_ssize_t r0, Py_ssize_t r1,
-                      int store) noexcept nogil:
+                      Py_ssize_t c0, Py_ssize_t c1, int store) noexcept nogil:
     if real_t is float:
-        return fk_correlate2d_rows_f32(g, img, ker, fill, out, r0, r1, store)
+        return fk_correlate2d_tile_f32(g, img, ker, fill, out, r0, r1, c0, c1, store)
     elif real_t is double:
-        return fk_correlate2d_rows_f64(g, img, ker, fill, out, r0, r1, store)
+        return fk_correlate2d_tile_f64(g, img, ker, fill, out, r0, r1, c0, c1, store)
     else:
-        return fk_correlate2d_rows_u64(g, img, ker, fill, out, r0, r1, store)
+        return fk_correlate2d_tile_u64(g, img, ker, fill, out, r0, r1, c0, c1, store)
 
 
 cdef fk_corr2d_geom _geom(const real_t[:, :] img, const real_t[:, ::1] ker,
@@ -77,6 +96,19 @@ cdef fk_corr2d_geom _geom(const real_t[:, :] img, const real_t[:, ::1] ker,
     return g
 
 
+cdef Py_ssize_t[::1] _column_blocks(const fk_corr2d_geom *g):
+    """The core's column block boundaries: 0, ..., out_cols."""
+    cdef Py_ssize_t n = 0, c = 0
+    while c < g.out_cols:
+        c = fk_correlate2d_col_end(g, c)
+        n += 1
+    cdef Py_ssize_t[::1] ends = np.empty(n + 1, dtype=np.intp)
+    ends[0] = 0
+    for n in range(1, ends.shape[0]):
+        ends[n] = fk_correlate2d_col_end(g, ends[n - 1])
+    return ends
+
+
 def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
                      const real_t[:, ::1] ker_re, const real_t[:, ::1] ker_im,
                      real_t[:, :] out_re, real_t[:, :] out_im,
@@ -90,6 +122,10 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     where (*) is the correlation of fk_correlate2d.h and a missing plane (None) is
     zero: one call covers real, real-by-complex and complex-by-complex inputs.
     out_im, when given, has out_re's shape and strides.
+
+    The output is cut into tiles of rows by column blocks, computed in rounds
+    (fastkern._rounds) so that Ctrl-C raises KeyboardInterrupt between them;
+    neither the tiles nor the rounds change a result.
     """
     cdef bint has_img_im = img_im is not None
     cdef bint has_ker_im = ker_im is not None
@@ -111,34 +147,58 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     if has_out_im:
         p_out_im = &out_im[0, 0]
 
+    # column blocks are the core's; every plane has the same geometry but strides
+    cdef Py_ssize_t[::1] col = _column_blocks(&g_re)
+    cdef Py_ssize_t n_col = col.shape[0] - 1
+    cdef Py_ssize_t b, widest = 1
+    for b in range(n_col):
+        widest = max(widest, col[b + 1] - col[b])
+
+    # in doubles: a product of four sizes can pass 2**63
     cdef Py_ssize_t n_rows = out_re.shape[0]
-    cdef Py_ssize_t work = out_re.shape[0] * out_re.shape[1] * ker_re.shape[0] * ker_re.shape[1]
-    n_threads = <int>max(1, min(n_threads, work // MIN_WORK_PER_THREAD))
+    cdef double taps = <double>ker_re.shape[0] * <double>ker_re.shape[1]
+    cdef double work = <double>n_rows * <double>out_re.shape[1] * taps
+    n_threads = <int>max(1.0, min(<double>n_threads, work / MIN_WORK_PER_THREAD))
     cdef Py_ssize_t tile = (n_rows + 4 * n_threads - 1) // (4 * n_threads)
     # a tile spans (tile - 1) * step0 + kernel rows of the image: with a large
     # output stride, fewer output rows per tile keep its gather buffer small
-    tile = max(1, min(MAX_TILE_ROWS, MAX_TILE_ROWS // step0, tile))
+    tile = min(MAX_TILE_ROWS, MAX_TILE_ROWS // step0, tile)
+    tile = max(1, min(tile, <Py_ssize_t>(MAX_TILE_WORK / (widest * taps))))
     if step0 == 1 and n_rows >= ROW_BLOCK:
         tile = (tile + ROW_BLOCK - 1) // ROW_BLOCK * ROW_BLOCK
     cdef Py_ssize_t n_tiles = (n_rows + tile - 1) // tile
-    cdef Py_ssize_t t, r0, r1
+    cdef Py_ssize_t n_units = n_tiles * n_col
+    n_threads = <int>min(<Py_ssize_t>n_threads, n_units)
+
+    cdef Py_ssize_t u, r0, r1, c0, c1
     cdef int failed = 0
     cdef int store
-
-    # dynamic: a thread that the OS holds back (a busy machine) does not hold up the call
-    for t in prange(n_tiles, nogil=True, schedule="dynamic", num_threads=n_threads):
-        r0 = t * tile
-        r1 = min(n_rows, r0 + tile)
-        failed += _rows(&g_re, p_img_re, p_ker_re, fill_re, p_out_re, r0, r1, FK_STORE_SET)
-        if has_img_im and has_ker_im:
-            failed += _rows(&g_im, p_img_im, p_ker_im, fill_im, p_out_re, r0, r1, FK_STORE_SUB)
-        if has_out_im:
-            store = FK_STORE_SET
-            if has_ker_im:
-                failed += _rows(&g_re, p_img_re, p_ker_im, fill_re, p_out_im, r0, r1, store)
-                store = FK_STORE_ADD
-            if has_img_im:
-                failed += _rows(&g_im, p_img_im, p_ker_re, fill_im, p_out_im, r0, r1, store)
+    cdef double tile_work = <double>tile * <double>widest * taps
+    cdef Rounds rounds = Rounds(n_units, n_threads * <Py_ssize_t>max(
+        1.0, FIRST_ROUND_WORK / tile_work))
+    while not failed and rounds.next():
+        # dynamic: a thread that the OS holds back (a busy machine) does not hold
+        # up the round
+        for u in prange(rounds.start, rounds.stop, nogil=True, schedule="dynamic",
+                        num_threads=n_threads):
+            r0 = u // n_col * tile
+            r1 = min(n_rows, r0 + tile)
+            c0 = col[u % n_col]
+            c1 = col[u % n_col + 1]
+            failed += _tile(&g_re, p_img_re, p_ker_re, fill_re, p_out_re, r0, r1, c0, c1,
+                            FK_STORE_SET)
+            if has_img_im and has_ker_im:
+                failed += _tile(&g_im, p_img_im, p_ker_im, fill_im, p_out_re, r0, r1, c0, c1,
+                                FK_STORE_SUB)
+            if has_out_im:
+                store = FK_STORE_SET
+                if has_ker_im:
+                    failed += _tile(&g_re, p_img_re, p_ker_im, fill_re, p_out_im, r0, r1,
+                                    c0, c1, store)
+                    store = FK_STORE_ADD
+                if has_img_im:
+                    failed += _tile(&g_im, p_img_im, p_ker_re, fill_im, p_out_im, r0, r1,
+                                    c0, c1, store)
     if failed:
         raise MemoryError("convolve2d: could not allocate a tile buffer")
 

@@ -1,6 +1,9 @@
 """2-D convolution and correlation: drop-ins for ``scipy.signal.convolve2d`` and
 ``correlate2d`` that release the GIL, run on several threads and can stride."""
+import math
+import numbers
 import operator
+import sys
 
 import numpy as np
 
@@ -12,6 +15,9 @@ __all__ = ["convolve2d", "correlate2d"]
 _MODES = ("full", "same", "valid")
 # scipy's names and aliases -> the core's FK_BOUNDARY_* codes
 _BOUNDARIES = {"fill": 0, "pad": 0, "wrap": 1, "circular": 1, "symm": 2, "symmetric": 2}
+# scipy's words for a fill value that does not fit the output, which code that
+# catches scipy's error may match
+_CAST_FAILED = "could not cast `fillvalue` directly to the output type"
 
 
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
@@ -39,10 +45,11 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
         or by reflection.  scipy's aliases ``"pad"``, ``"circular"`` and
         ``"symmetric"`` are accepted.
     fillvalue : scalar, optional
-        The value beyond the edges for ``boundary="fill"``.  It is cast to the
-        output dtype; a value that does not fit (a complex value for a real
-        output, or an out-of-range or non-finite one for an integer output) is a
-        ValueError.
+        The value beyond the edges for ``boundary="fill"``: a number, cast to
+        the output dtype (exactly, for an integer one).  A value that does not
+        fit (a complex value for a real output, or an out-of-range or non-finite
+        one for an integer output) is a ValueError whose message includes
+        scipy's "could not cast `fillvalue` directly to the output type".
     stride : int or (int, int), optional
         Keep every ``sy``-th output row and every ``sx``-th column, starting with
         the first.  Default 1.
@@ -71,7 +78,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
     ValueError
         For inputs that are not 2-D or are empty, or whose dtypes promote to one
         scipy rejects (bool, float16, object, ...); for an unknown mode or boundary, a bad
-        fillvalue, a stride below 1, or ``workers=0``; in ``"valid"`` mode,
+        fillvalue, a stride below 1 or above ``sys.maxsize``, or ``workers=0``; in ``"valid"`` mode,
         when neither input is at least as large as the other in every dimension;
         and for an ``out`` of the wrong shape or one that is read-only.
     TypeError
@@ -171,28 +178,52 @@ def _parse_stride(stride):
             raise ValueError(f"stride must be an int or a pair of ints, got {stride!r}")
     if min(steps) < 1:
         raise ValueError(f"stride must be at least 1, got {stride!r}")
+    if max(steps) > sys.maxsize:
+        raise ValueError(f"stride must be at most {sys.maxsize}, got {stride!r}")
     return steps
 
 
 def _parse_fill(fillvalue, out_dtype):
-    """The fill value as a complex number, checked to fit the output dtype."""
+    """The fill value, checked to fit the output dtype: for an integer output an
+    int, exact (as scipy's, whose conversion tries the integer first), else a
+    complex number."""
     fv = np.asarray(fillvalue)
-    if fv.size != 1:
-        raise ValueError(f"fillvalue must be a scalar or an array with one element, "
+    if fv.size != 1:  # scipy's words
+        raise ValueError("`fillvalue` must be scalar or an array with one element, "
                          f"got shape {fv.shape}")
-    try:
-        fc = complex(fv.reshape(()).astype(np.complex128))
-    except (TypeError, ValueError):
-        raise ValueError(f"fillvalue must be a number, got {fillvalue!r}") from None
-    if out_dtype.kind != "c" and fc.imag != 0:
-        raise ValueError(f"fillvalue {fillvalue!r} is complex but the output dtype is "
-                         f"{out_dtype}")
+    fv = fv.reshape(())
+    if fv.dtype.kind in "fc":
+        value = complex(fv.astype(np.complex128))
+    elif fv.dtype.kind in "biuO":
+        value = fv.item()  # integers of any size, exactly
+    else:
+        value = None
+    if isinstance(value, numbers.Number) and not isinstance(value, numbers.Integral):
+        try:
+            value = complex(value)
+        except (TypeError, ValueError):
+            value = None
+    if not isinstance(value, (numbers.Integral, complex)):
+        raise ValueError(f"fillvalue must be a number, got {fillvalue!r}")
+    does_not_fit = ValueError(f"fillvalue {fillvalue!r} does not fit the output dtype "
+                              f"{out_dtype}: {_CAST_FAILED}")
+    if isinstance(value, complex):
+        if out_dtype.kind != "c" and value.imag != 0:
+            raise ValueError(f"fillvalue {fillvalue!r} is complex but the output dtype is "
+                             f"{out_dtype}: {_CAST_FAILED}")
+        if out_dtype.kind in "iu":
+            if not math.isfinite(value.real):
+                raise does_not_fit
+            value = int(value.real)  # truncated, as scipy's
     if out_dtype.kind in "iu":
         info = np.iinfo(out_dtype)
-        if not np.isfinite(fc.real) or not info.min <= int(fc.real) <= info.max:
-            raise ValueError(f"fillvalue {fillvalue!r} does not fit the output dtype "
-                             f"{out_dtype}")
-    return fc
+        if not info.min <= value <= info.max:
+            raise does_not_fit
+        return int(value)
+    try:
+        return complex(value)
+    except OverflowError:  # an int beyond every float
+        raise does_not_fit from None
 
 
 def _check_out(out, shape, dtype):
