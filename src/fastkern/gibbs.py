@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from . import _gibbs, _seeding
-from ._validation import check_int, check_real
+from ._validation import as_array, check_int, check_real
 from ._workers import resolve_workers
 
 __all__ = ["gibbs", "gibbs_switchpoint"]
@@ -322,7 +322,7 @@ def _as_counts(counts):
     if isinstance(counts, np.ma.MaskedArray):
         mask = np.ma.getmaskarray(counts)
         counts = np.ma.getdata(counts)
-    values = np.asarray(counts)
+    values = as_array(counts, "counts")
     if values.dtype == object:  # e.g. a list with None for the missing years
         try:
             values = values.astype(np.float64)
