@@ -25,7 +25,7 @@ Every kernel runs its resamples in rounds of a fraction of a second and checks
 for signals between rounds (see _run_in_rounds): a long call stops on Ctrl-C,
 frees what it allocated, and gives the same values however it is cut.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport NAN, ldexp, sqrt
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
@@ -165,18 +165,22 @@ def _pcg64_integers(bit_generator, uint64_t n, Py_ssize_t count):
 # Running resamples in rounds, on lanes of blocks.
 #
 # The resamples r0..r1-1 of a call lie in blocks b0..b1-1.  They are dealt to
-# n_lanes lanes, one per thread: lane j holds blocks b0 + j, b0 + j + n_lanes,
-# b0 + j + 2 * n_lanes, ... one after the other, so that its step s is resample
-# s % BLOCK_SIZE of its (s // BLOCK_SIZE)-th block.  Each round moves every lane
-# on by the same steps (a Rounds over steps), and between rounds Ctrl-C is
-# answered.  A round can thus be as short as one resample per lane, however
-# long a block is (a large sample), and the threads get equal shares of it.
-# Each block's resamples are still drawn in order from its own stream, so how
-# steps are grouped into rounds and lanes changes nothing in the results.
+# n_lanes lanes: lane j holds blocks b0 + j, b0 + j + n_lanes, b0 + j + 2 * n_lanes,
+# ... one after the other, so that its step s is resample s % BLOCK_SIZE of its
+# (s // BLOCK_SIZE)-th block.  Each round moves every lane on by the same steps
+# (a Rounds over steps), and between rounds Ctrl-C is answered.  A round can
+# thus be as short as one resample per lane, however long a block is (a large
+# sample).  The threads take the lanes of a round as they come, several lanes per
+# thread where a step is short: a thread that falls behind (the system runs
+# something else on its core) leaves its other lanes to the others.  Each
+# block's resamples are still drawn in order from its own stream, so how steps
+# are grouped into rounds and lanes, and which thread runs them, changes nothing
+# in the results.
 
 # The resamples of one block, first..stop-1, drawn from stream (the block's, on
-# the calling thread's stack), with lane's scratch space; job is the kernel's.
-ctypedef void (*resamples_fn)(void *job, fk_pcg64 *stream, Py_ssize_t lane,
+# the calling thread's stack), on thread `thread` of the call (0 to n_threads - 1:
+# the index of its scratch space); job is the kernel's.
+ctypedef void (*resamples_fn)(void *job, fk_pcg64 *stream, int thread,
                               Py_ssize_t first, Py_ssize_t stop) noexcept nogil
 
 cdef struct lanes_t:
@@ -184,15 +188,20 @@ cdef struct lanes_t:
     Py_ssize_t b0, b1       # their blocks
     Py_ssize_t n_lanes
 
+cdef enum:
+    # Lanes per thread, at most: enough for the threads to balance a round
+    # between them, where a lane's step is short.
+    LANES_PER_THREAD = 8
 
-cdef Py_ssize_t _n_lanes(Py_ssize_t r0, Py_ssize_t r1, int n_threads) noexcept:
-    """Lanes for resamples r0..r1-1: one per thread, no more than their blocks."""
+
+cdef int _n_threads(Py_ssize_t r0, Py_ssize_t r1, int n_threads) noexcept:
+    """Threads for resamples r0..r1-1: no more than their blocks."""
     cdef Py_ssize_t blocks = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE - r0 // _BLOCK_SIZE
-    return max(1, min(<Py_ssize_t>n_threads, blocks))
+    return <int>max(1, min(<Py_ssize_t>n_threads, blocks))
 
 
 cdef void _lane_steps(fk_pcg64 *states, const lanes_t *L, Py_ssize_t lane, Py_ssize_t lo,
-                      Py_ssize_t hi, resamples_fn fn, void *job) noexcept nogil:
+                      Py_ssize_t hi, resamples_fn fn, void *job, int thread) noexcept nogil:
     """Steps lo..hi-1 of a lane: the resamples they stand for, block by block."""
     cdef Py_ssize_t s = lo, k, b, base, first, stop
     cdef fk_pcg64 stream
@@ -206,14 +215,23 @@ cdef void _lane_steps(fk_pcg64 *states, const lanes_t *L, Py_ssize_t lane, Py_ss
         stop = min(L.r1, base + min(hi, (k + 1) * _BLOCK_SIZE))
         if first < stop:
             stream = states[b]      # a thread's own copy: see BlockStreams
-            fn(job, &stream, lane, first, stop)
+            fn(job, &stream, thread, first, stop)
             states[b] = stream
         s = (k + 1) * _BLOCK_SIZE
 
 
-cdef int _run_in_rounds(BlockStreams streams, Py_ssize_t r0, Py_ssize_t r1,
-                        Py_ssize_t n_lanes, resamples_fn fn, void *job) except -1:
-    """fn over resamples r0..r1-1 on n_lanes threads, in rounds (see above).
+# Draws per lane in a round, at least: some 0.1 ms of work, so that a call on a
+# small sample does not begin with rounds shorter than waking the threads.
+cdef Py_ssize_t _MIN_ROUND_DRAWS = 1 << 16
+# Draws per thread in a round of one step per lane, at most (where a resample
+# makes fewer): some 10 ms, so that a round stays short for a large sample.
+cdef Py_ssize_t _MAX_STEP_DRAWS = 1 << 22
+
+
+cdef int _run_in_rounds(BlockStreams streams, Py_ssize_t r0, Py_ssize_t r1, int n_threads,
+                        Py_ssize_t draws, resamples_fn fn, void *job) except -1:
+    """fn over resamples r0..r1-1 on n_threads threads (at most _n_threads(r0, r1,
+    ...)), in rounds (see above), where a resample makes `draws` draws.
     KeyboardInterrupt propagates from between rounds; the caller frees job's
     buffers whatever happens."""
     cdef lanes_t L
@@ -226,56 +244,59 @@ cdef int _run_in_rounds(BlockStreams streams, Py_ssize_t r0, Py_ssize_t r1,
     L.r1 = r1
     L.b0 = r0 // _BLOCK_SIZE
     L.b1 = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE
-    L.n_lanes = n_lanes
+    L.n_lanes = 1 if n_threads == 1 else n_threads * max(
+        1, min(<Py_ssize_t>LANES_PER_THREAD, _MAX_STEP_DRAWS // max(draws, 1)))
+    L.n_lanes = min(L.n_lanes, L.b1 - L.b0)
     if L.b1 > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
-    rounds = Rounds((L.b1 - L.b0 + n_lanes - 1) // n_lanes * _BLOCK_SIZE, 1)
+    rounds = Rounds((L.b1 - L.b0 + L.n_lanes - 1) // L.n_lanes * _BLOCK_SIZE,
+                    _MIN_ROUND_DRAWS // max(draws, 1))
     while rounds.next():
         lo = rounds.start
         hi = rounds.stop
-        for lane in prange(n_lanes, nogil=True, schedule="static", chunksize=1,
-                           num_threads=n_lanes):
-            _lane_steps(states, &L, lane, lo, hi, fn, job)
+        for lane in prange(L.n_lanes, nogil=True, schedule="dynamic", chunksize=1,
+                           num_threads=n_threads):
+            _lane_steps(states, &L, lane, lo, hi, fn, job, threadid())
     return 0
 
 
-# Largest array that each lane copies for itself (_lane_copies): about one core's
-# L2 cache.
+# Largest array that each thread copies for itself (_thread_copies): about one
+# core's L2 cache.
 cdef size_t _OWN_COPY_MAX_BYTES = 2 << 20
 
 
-cdef const void **_lane_copies(const void *p, size_t nbytes, Py_ssize_t n_lanes) except NULL:
-    """One copy of p per lane, when there are several lanes and p fits in a core's
-    cache; else p itself (and p too where a copy cannot be allocated: it only
-    saves time).  Free with _free_lane_copies.
+cdef const void **_thread_copies(const void *p, size_t nbytes, int n_threads) except NULL:
+    """One copy of p per thread, when there are several threads and p fits in a
+    core's cache; else p itself (and p too where a copy cannot be allocated: it
+    only saves time).  Free with _free_thread_copies.
 
     On the 2-core machine, two threads gathering at random from one shared
     100,000-element array ran about 15% slower than each from its own copy, and
     the mean's 2-worker speed-up went from 1.4-1.7x to 1.9-2.0x with copies; for
     an 8 MB array the copies cost more than they saved.
     """
-    cdef const void **copies = <const void **>malloc(n_lanes * sizeof(void *))
+    cdef const void **copies = <const void **>malloc(n_threads * sizeof(void *))
     cdef void *q
-    cdef Py_ssize_t lane
+    cdef int t
     if copies == NULL:
         raise MemoryError()
-    for lane in range(n_lanes):
-        copies[lane] = p
-        if n_lanes > 1 and nbytes <= _OWN_COPY_MAX_BYTES:
+    for t in range(n_threads):
+        copies[t] = p
+        if n_threads > 1 and nbytes <= _OWN_COPY_MAX_BYTES:
             q = malloc(nbytes)
             if q != NULL:
                 memcpy(q, p, nbytes)
-                copies[lane] = q
+                copies[t] = q
     return copies
 
 
-cdef void _free_lane_copies(const void **copies, const void *p, Py_ssize_t n_lanes) noexcept:
-    cdef Py_ssize_t lane
+cdef void _free_thread_copies(const void **copies, const void *p, int n_threads) noexcept:
+    cdef int t
     if copies == NULL:
         return
-    for lane in range(n_lanes):
-        if copies[lane] != p:
-            free(<void *>copies[lane])
+    for t in range(n_threads):
+        if copies[t] != p:
+            free(<void *>copies[t])
     free(copies)
 
 
@@ -293,7 +314,7 @@ cdef struct moments_job:
     bint paired
     Py_ssize_t nx, ny        # observations of x and of y
     int ex, ey               # x and y are the sample's values times 2**-ex, 2**-ey
-    const void **x           # per lane: the values (or the lane's copy of them)
+    const void **x           # per thread: the values (or the thread's copy of them)
     const void **y
     double *out
 
@@ -420,17 +441,17 @@ cdef inline void _moment_resamples(moments_job *job, const real_t *x, const real
         job.out[r] = _resample_moments(gen, job, x, y)
 
 
-cdef void _moment_resamples_f64(void *p, fk_pcg64 *gen, Py_ssize_t lane, Py_ssize_t first,
+cdef void _moment_resamples_f64(void *p, fk_pcg64 *gen, int thread, Py_ssize_t first,
                                 Py_ssize_t stop) noexcept nogil:
     cdef moments_job *job = <moments_job *>p
-    _moment_resamples(job, <const double *>job.x[lane], <const double *>job.y[lane], gen,
+    _moment_resamples(job, <const double *>job.x[thread], <const double *>job.y[thread], gen,
                       first, stop)
 
 
-cdef void _moment_resamples_f32(void *p, fk_pcg64 *gen, Py_ssize_t lane, Py_ssize_t first,
+cdef void _moment_resamples_f32(void *p, fk_pcg64 *gen, int thread, Py_ssize_t first,
                                 Py_ssize_t stop) noexcept nogil:
     cdef moments_job *job = <moments_job *>p
-    _moment_resamples(job, <const float *>job.x[lane], <const float *>job.y[lane], gen,
+    _moment_resamples(job, <const float *>job.x[thread], <const float *>job.y[thread], gen,
                       first, stop)
 
 
@@ -445,7 +466,6 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
     paired MEAN_DIFF, len(y) == len(x).
     """
     cdef Py_ssize_t n_out = out.shape[0]
-    cdef Py_ssize_t n_lanes = _n_lanes(0, n_out, n_threads)
     cdef moments_job job = _moments_job(kind, x.shape[0], y.shape[0], ex, ey, ddof, paired)
     cdef resamples_fn fn
     if n_out == 0:
@@ -454,16 +474,19 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
         fn = _moment_resamples_f64
     else:
         fn = _moment_resamples_f32
+    n_threads = _n_threads(0, n_out, n_threads)
     job.out = &out[0]
     try:
-        job.x = _lane_copies(&x[0], x.shape[0] * sizeof(real_t), n_lanes)
+        job.x = _thread_copies(&x[0], x.shape[0] * sizeof(real_t), n_threads)
         job.y = job.x if &y[0] == &x[0] else \
-            _lane_copies(&y[0], y.shape[0] * sizeof(real_t), n_lanes)
-        _run_in_rounds(streams, 0, n_out, n_lanes, fn, &job)
+            _thread_copies(&y[0], y.shape[0] * sizeof(real_t), n_threads)
+        _run_in_rounds(streams, 0, n_out, n_threads,
+                       job.nx + (job.ny if kind == MEAN_DIFF and not paired else 0), fn,
+                       &job)
     finally:
         if job.y != job.x:
-            _free_lane_copies(job.y, &y[0], n_lanes)
-        _free_lane_copies(job.x, &x[0], n_lanes)
+            _free_thread_copies(job.y, &y[0], n_threads)
+        _free_thread_copies(job.x, &x[0], n_threads)
 
 
 cdef void _totals(const moments_job *job, const real_t *x, const real_t *y,
@@ -613,19 +636,19 @@ cdef struct order_job:
     int kind
     Py_ssize_t n, n_values, lo, hi
     double gamma
-    const int64_t **inverse  # per lane: the ranks (or the lane's copy of them)
+    const int64_t **inverse  # per thread: the ranks (or the thread's copy of them)
     const double *values
-    int64_t *counts          # per lane: a histogram of n_values counts, zero between uses
+    int64_t *counts          # per thread: a histogram of n_values counts, zero between uses
     double *out
 
 
-cdef void _order_resamples(void *p, fk_pcg64 *gen, Py_ssize_t lane, Py_ssize_t first,
+cdef void _order_resamples(void *p, fk_pcg64 *gen, int thread, Py_ssize_t first,
                            Py_ssize_t stop) noexcept nogil:
     cdef order_job *job = <order_job *>p
-    cdef int64_t *counts = job.counts + lane * job.n_values
+    cdef int64_t *counts = job.counts + thread * job.n_values
     cdef Py_ssize_t r
     for r in range(first, stop):
-        _draw_counts(gen, job.inverse[lane], job.n, counts)
+        _draw_counts(gen, job.inverse[thread], job.n, counts)
         job.out[r] = _order_statistic(job.kind, counts, job.values, job.lo, job.hi,
                                       job.gamma)
         memset(counts, 0, job.n_values * sizeof(int64_t))
@@ -637,10 +660,10 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
     """out[r] = the statistic of resample r (order statistics), where the sample is
     values[inverse] and lo, hi, gamma are as for _order_statistic."""
     cdef Py_ssize_t n_out = out.shape[0]
-    cdef Py_ssize_t n_lanes = _n_lanes(0, n_out, n_threads)
     cdef order_job job
     if n_out == 0:
         return
+    n_threads = _n_threads(0, n_out, n_threads)
     job.kind = kind
     job.n = inverse.shape[0]
     job.n_values = values.shape[0]
@@ -650,15 +673,15 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
     job.values = &values[0]
     job.out = &out[0]
     job.inverse = NULL
-    job.counts = <int64_t *>calloc(n_lanes * job.n_values, sizeof(int64_t))
+    job.counts = <int64_t *>calloc(n_threads * job.n_values, sizeof(int64_t))
     if job.counts == NULL:
         raise MemoryError("bootstrap: could not allocate a histogram per thread")
     try:
-        job.inverse = <const int64_t **>_lane_copies(&inverse[0], job.n * sizeof(int64_t),
-                                                     n_lanes)
-        _run_in_rounds(streams, 0, n_out, n_lanes, _order_resamples, &job)
+        job.inverse = <const int64_t **>_thread_copies(&inverse[0], job.n * sizeof(int64_t),
+                                                       n_threads)
+        _run_in_rounds(streams, 0, n_out, n_threads, job.n, _order_resamples, &job)
     finally:
-        _free_lane_copies(<const void **>job.inverse, &inverse[0], n_lanes)
+        _free_thread_copies(<const void **>job.inverse, &inverse[0], n_threads)
         free(job.counts)
 
 
@@ -710,7 +733,7 @@ cdef struct indices_job:
     int64_t *out
 
 
-cdef void _index_resamples(void *p, fk_pcg64 *gen, Py_ssize_t lane, Py_ssize_t first,
+cdef void _index_resamples(void *p, fk_pcg64 *gen, int thread, Py_ssize_t first,
                            Py_ssize_t stop) noexcept nogil:
     cdef indices_job *job = <indices_job *>p
     cdef Py_ssize_t r, k
@@ -738,4 +761,5 @@ def fill_indices(BlockStreams streams, Py_ssize_t r0, const int64_t[::1] sizes,
     job.r0 = r0
     job.row = out.shape[1]
     job.out = &out[0, 0]
-    _run_in_rounds(streams, r0, r1, _n_lanes(r0, r1, n_threads), _index_resamples, &job)
+    _run_in_rounds(streams, r0, r1, _n_threads(r0, r1, n_threads), job.row, _index_resamples,
+                   &job)
