@@ -332,6 +332,25 @@ def test_bca_at_n_100000_is_fast_in_memory():
         assert peak < 150e6
 
 
+@pytest.mark.parametrize("statistic, data", [("mean", NORMAL[:20]), ("median", COUNTS[:20]),
+                                             ("mean", np.stack([NORMAL[:20], OTHER[:20]]))])
+def test_memory_is_the_distribution_and_one_sorted_copy(statistic, data):
+    """Besides bootstrap_distribution, a call holds O(n_blocks) state and, while it
+    computes the interval, one sorted copy of (a row of) the distribution."""
+    n_resamples = 400_000
+    n_blocks = -(-n_resamples // BLOCK_SIZE)
+    tracemalloc.start()
+    try:
+        res = bootstrap(data, statistic, n_resamples=n_resamples, method="percentile",
+                        seed=0, workers=2, axis=-1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    output = res.bootstrap_distribution.nbytes
+    row = 8 * n_resamples
+    assert peak < output + row + 256 * n_blocks + 500_000
+
+
 def test_the_gil_is_released(assert_releases_gil):
     x = np.random.default_rng(0).normal(size=100_000)
     assert_releases_gil(lambda scale: lambda: bootstrap(
@@ -420,7 +439,7 @@ def test_rounds_do_not_change_results(case, round_seconds):
     batch = {"batch": 37} if callable(statistic) else {}   # batches end inside blocks
 
     def run(workers):
-        return bootstrap(data, statistic, n_resamples=11 * BLOCK_SIZE - 9, paired=paired,
+        return bootstrap(data, statistic, n_resamples=40 * BLOCK_SIZE - 9, paired=paired,
                          method="percentile", seed=12, workers=workers, **options,
                          **batch).bootstrap_distribution
 
@@ -525,6 +544,62 @@ BAD_INPUTS = [
     (dict(statistic=lambda x, axis: np.mean(x)), ValueError, "one value per resample"),
     (dict(statistic=np.mean, batch=0), ValueError, "batch"),
     (dict(bootstrap_result=object()), TypeError, "bootstrap_result"),
+    # every argument, with wrong types and values out of range
+    (dict(data=None), ValueError, "data must be a 1-D array"),
+    (dict(data=np.array(["1", "2"])), TypeError, "data must hold real numbers"),
+    (dict(data=np.array([1, 2], dtype="datetime64[s]")), TypeError, "data must hold real"),
+    (dict(data=[1.0, 2**2000, 3.0]), ValueError, "data holds a number beyond float64"),
+    (dict(data=2**2000), ValueError, "data"),
+    (dict(n_resamples=2**63), ValueError, "n_resamples must be at most"),
+    (dict(n_resamples=2**60), MemoryError, "n_resamples is too large"),
+    (dict(n_resamples=10**15), MemoryError, "n_resamples is too large"),
+    (dict(data=np.ones((3, 4)), n_resamples=10**15), MemoryError, "n_resamples is too large"),
+    (dict(n_resamples=True), TypeError, "n_resamples"),
+    (dict(n_resamples=np.float64(10)), TypeError, "n_resamples"),
+    (dict(n_resamples=None), TypeError, "n_resamples"),
+    (dict(workers=2**31), ValueError, "workers must be at most"),
+    (dict(workers=2**63), ValueError, "workers must be at most"),
+    (dict(workers=-10**6), ValueError, "workers value out of range"),
+    (dict(workers=1.5), TypeError, "workers"),
+    (dict(workers="2"), TypeError, "workers"),
+    (dict(workers=True), TypeError, "workers"),
+    (dict(statistic=np.mean, workers=2**31), ValueError, "workers"),
+    (dict(n_resamples=0, bootstrap_result=BootstrapResult(None, np.ones(4), None),
+          workers=0), ValueError, "workers"),
+    (dict(confidence_level=np.nan), ValueError, "confidence_level must be finite"),
+    (dict(confidence_level=None), TypeError, "confidence_level"),
+    (dict(confidence_level=[0.9]), TypeError, "confidence_level"),
+    (dict(statistic="quantile", q=np.nan), ValueError, "q must be finite"),
+    (dict(statistic="quantile", q=-0.1), ValueError, r"q must be in \[0, 1\]"),
+    (dict(statistic="quantile", q="0.5"), TypeError, "q must be a real number"),
+    (dict(statistic="quantile", q=True), TypeError, "q must be a real number"),
+    (dict(statistic="quantile", q=2**2000), ValueError, "^q "),
+    (dict(statistic="std", ddof=np.inf), ValueError, "ddof must be finite"),
+    (dict(statistic="std", ddof=None), TypeError, "ddof must be a real number"),
+    (dict(statistic="std", ddof=2**2000), ValueError, "^ddof "),
+    (dict(statistic="trimmed_mean", proportiontocut=-0.1), ValueError, "proportiontocut"),
+    (dict(statistic="trimmed_mean", proportiontocut=np.nan), ValueError, "proportiontocut"),
+    (dict(statistic="trimmed_mean", proportiontocut="0.1"), TypeError, "proportiontocut"),
+    (dict(statistic=np.mean, proportiontocut=0.1), ValueError, "proportiontocut is only"),
+    (dict(statistic=np.mean, batch=-1), ValueError, "batch must be at least 1"),
+    (dict(statistic=np.mean, batch=1.5), TypeError, "batch must be an integer"),
+    (dict(statistic=np.mean, batch="3"), TypeError, "batch must be an integer"),
+    (dict(statistic=np.mean, batch=True), TypeError, "batch must be an integer"),
+    (dict(batch=0), ValueError, "batch"),
+    (dict(method=None), TypeError, "method must be a string"),
+    (dict(alternative=["less"]), TypeError, "alternative must be a string"),
+    (dict(paired=None), TypeError, "paired must be True or False"),
+    (dict(paired=np.array([True])), TypeError, "paired must be True or False"),
+    (dict(statistic=np.mean, vectorized=np.array([True])), TypeError, "vectorized"),
+    (dict(axis=None), TypeError, "axis must be an integer"),
+    (dict(axis=2**63), ValueError, "axis 9223372036854775808 is out of range"),
+    (dict(seed=[1, -2]), ValueError, "seed"),
+    (dict(seed=1.5), TypeError, "seed"),
+    (dict(bootstrap_result=BootstrapResult(None, np.array(["a", "b"]), None)), TypeError,
+     "bootstrap_result.bootstrap_distribution must be an array of real numbers"),
+    (dict(statistic=None), TypeError, "statistic must be a string or a callable"),
+    (dict(statistic=["mean"]), TypeError, "statistic must be a string or a callable"),
+    (dict(statistic=lambda x, axis: x[..., 0] + 1j), TypeError, "statistic must return real"),
 ]
 
 
@@ -627,6 +702,15 @@ def test_bad_input_names_the_argument(kwargs, error, match):
     kwargs = {"data": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "n_resamples": 10, **kwargs}
     with pytest.raises(error, match=match):
         bootstrap(**kwargs)
+
+
+def test_a_batch_beyond_memory_names_batch():
+    # a batch is at most n_resamples rows, so no call can ask for one too large to
+    # index; the helper that allocates every batch's indices says which argument
+    # to change
+    from fastkern.bootstrap import _index_array
+    with pytest.raises(MemoryError, match="batch is too large"):
+        _index_array((2**62, 4))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -357,9 +357,21 @@ def _empty_distribution(shape):
     try:
         return np.empty(shape, dtype=np.float64)
     except (MemoryError, ValueError):  # ValueError: beyond what an array can index
-        shape = tuple(np.atleast_1d(shape))
+        shape = tuple(int(d) for d in np.atleast_1d(shape))
         raise MemoryError(f"n_resamples is too large: bootstrap_distribution of shape "
                           f"{shape} would take {8 * math.prod(shape) / 2**30:.3g} GiB"
+                          ) from None
+
+
+def _index_array(shape):
+    """An uninitialised int64 array for the indices of a batch of resamples of a
+    callable statistic; MemoryError naming batch if it cannot be allocated."""
+    try:
+        return np.empty(shape, dtype=np.int64)
+    except (MemoryError, ValueError):
+        raise MemoryError(f"batch is too large: the indices of {shape[0]} resamples of "
+                          f"{shape[1]} observations would take "
+                          f"{8 * shape[0] * shape[1] / 2**30:.3g} GiB; pass a smaller batch"
                           ) from None
 
 
@@ -388,11 +400,15 @@ def _as_samples(data):
             raise ValueError(f"{name} must be a 1-D array of numbers ({exc})") from None
         if a.dtype.kind == "c":
             raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+        if a.dtype.kind in "USVMm":  # text, bytes, records, dates: not numbers
+            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
         if a.dtype.kind not in "biuf":
             try:
                 a = a.astype(np.float64)
             except (TypeError, ValueError):
                 raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}") from None
+            except OverflowError:  # Python ints beyond float64
+                raise ValueError(f"{name} holds a number beyond float64's range") from None
         if a.ndim != 1:
             raise ValueError(f"{name} must be a 1-D array (or data a sequence of 1-D "
                              f"samples), got an array of shape {a.shape}")
@@ -420,10 +436,24 @@ def _is_array_like(s):
 
 
 def _check_real(value, name):
-    value = check_real(value, name)
+    try:
+        value = check_real(value, name)
+    except OverflowError:  # an int beyond float64
+        raise ValueError(f"{name} must be finite, got an integer of "
+                         f"{int(value).bit_length()} bits") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return value
+
+
+def _check_flag(value, name, none=False):
+    """value as a bool: True, False (or 1, 0), or None where none is allowed."""
+    if value is None and none:
+        return None
+    if isinstance(value, (bool, np.bool_, int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be True{', False or None' if none else ' or False'}, "
+                    f"got {value!r}")
 
 
 def _check_choice(value, name, choices, spelled):
@@ -510,11 +540,8 @@ def _batched_samples(data, axis):
 
 def _make_estimator(statistic, samples, names, paired, q, ddof, proportiontocut, batch,
                     vectorized=None):
-    if paired not in (True, False):
-        raise TypeError(f"paired must be True or False, got {paired!r}")
-    paired = bool(paired)
-    if vectorized is not None and vectorized not in (True, False):
-        raise TypeError(f"vectorized must be True, False or None, got {vectorized!r}")
+    paired = _check_flag(paired, "paired")
+    vectorized = _check_flag(vectorized, "vectorized", none=True)
     if paired and len({s.size for s in samples}) > 1:
         sizes = ", ".join(f"{name} has {s.size}" for name, s in zip(names, samples))
         raise ValueError(f"paired samples must have the same length; {sizes}")
@@ -724,7 +751,7 @@ class _CallableStatistic:
         total = sum(self.sizes)
         batch = self.batch or max(1, _CALLABLE_BATCH_ELEMENTS // total)
         batch = min(batch, out.size)
-        index = np.empty((batch, total), dtype=np.int64)
+        index = _index_array((batch, total))
         sizes = np.asarray(self.sizes, dtype=np.int64)
         bounds = np.cumsum([0, *self.sizes])
         for r0 in range(0, out.size, batch):
@@ -753,7 +780,8 @@ class _CallableStatistic:
             values = np.empty(n)
             for i0 in range(0, n, batch):
                 left_out = np.arange(i0, min(n, i0 + batch))[:, None]
-                rows = keep + (keep >= left_out)     # row j skips observation i0 + j
+                rows = _index_array((left_out.size, n - 1))
+                np.add(keep, keep >= left_out, out=rows)  # row j skips observation i0 + j
                 arrays = [s[rows] if k in group else
                           np.broadcast_to(s, (rows.shape[0], s.size))
                           for k, s in enumerate(self.samples)]
