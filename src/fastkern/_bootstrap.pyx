@@ -220,9 +220,10 @@ cdef void _lane_steps(fk_pcg64 *states, const lanes_t *L, Py_ssize_t lane, Py_ss
         s = (k + 1) * _BLOCK_SIZE
 
 
-# Draws per lane in a round, at least: some 0.1 ms of work, so that a call on a
-# small sample does not begin with rounds shorter than waking the threads.
-cdef Py_ssize_t _MIN_ROUND_DRAWS = 1 << 16
+# Draws per lane in a round, at least (where a resample makes fewer): some 2 ms of
+# work.  Rounds start this long rather than at one step, as every round ends in a
+# wait for the slowest thread: on a loaded machine, many short rounds cost.
+cdef Py_ssize_t _MIN_ROUND_DRAWS = 1 << 20
 # Draws per thread in a round of one step per lane, at most (where a resample
 # makes fewer): some 10 ms, so that a round stays short for a large sample.
 cdef Py_ssize_t _MAX_STEP_DRAWS = 1 << 22
