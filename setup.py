@@ -10,6 +10,8 @@ Conventions, so that a new kernel needs no change here:
 OpenMP flags are found by compiling and running a probe program; without them
 every extension still builds and runs serially (``FASTKERN_OPENMP=0`` forces that).
 ``FASTKERN_DEBUG=1`` turns Cython's bounds and wraparound checks back on.
+``FASTKERN_SANITIZE=address,undefined`` (gcc/clang) builds for the sanitizers, at
+-O1 and with no recovery from undefined behaviour (tools/sanitize.sh).
 
 CUDA (Linux): where nvcc is found, ``csrc/*/*.cu`` are compiled with it and linked,
 with ``csrc/attention/bindings.cpp`` and the static CUDA runtime, into the pybind11
@@ -39,6 +41,7 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent.resolve()
 DEBUG = os.environ.get("FASTKERN_DEBUG", "0") == "1"
+SANITIZE = os.environ.get("FASTKERN_SANITIZE", "")
 
 # Cython directives: the one place they are set.
 DIRECTIVES = {
@@ -118,6 +121,9 @@ EXACT_TOPICS = {"bootstrap", "gibbs"}
 def base_compile_args():
     if _compiler().compiler_type == "msvc":
         return ["/O2"]
+    if SANITIZE:
+        return [f"-fsanitize={SANITIZE}", "-fno-sanitize-recover=all", "-O1", "-g",
+                "-fno-omit-frame-pointer", "-fno-math-errno", "-Wno-unused-function"]
     # Portable: no host-specific -march flag.  SIMD comes from run-time dispatch (fk_simd.h).
     return ["-O3", "-fno-math-errno", "-Wno-unused-function"]
 
@@ -127,7 +133,7 @@ def extensions():
     if omp is None:
         print("fastkern: OpenMP not found or disabled; building serial kernels", file=sys.stderr)
     cflags = base_compile_args() + (omp[0] if omp else [])
-    ldflags = omp[1] if omp else []
+    ldflags = (omp[1] if omp else []) + ([f"-fsanitize={SANITIZE}"] if SANITIZE else [])
     macros = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
     npyrandom_dir = os.path.join(os.path.dirname(np.get_include()), "..", "random", "lib")
     libraries = ["npyrandom"] + (["m"] if os.name == "posix" else [])
@@ -136,7 +142,7 @@ def extensions():
         name = Path(pyx).stem                      # "_convolve"
         topic = name.lstrip("_")                   # "convolve"
         sources = [pyx] + sorted(glob(f"csrc/{topic}/*.c"))
-        exact = ["-ffp-contract=off"] if topic in EXACT_TOPICS and "-O3" in cflags else []
+        exact = ["-ffp-contract=off"] if topic in EXACT_TOPICS and cflags[0] != "/O2" else []
         exts.append(Extension(
             f"fastkern.{name}", sources,
             # headers: an edit to one rebuilds the extension

@@ -592,7 +592,7 @@ BAD_INPUTS = [
     (dict(paired=np.array([True])), TypeError, "paired must be True or False"),
     (dict(statistic=np.mean, vectorized=np.array([True])), TypeError, "vectorized"),
     (dict(axis=None), TypeError, "axis must be an integer"),
-    (dict(axis=2**63), ValueError, "axis 9223372036854775808 is out of range"),
+    (dict(axis=2**63), ValueError, "^axis "),
     (dict(seed=[1, -2]), ValueError, "seed"),
     (dict(seed=1.5), TypeError, "seed"),
     (dict(bootstrap_result=BootstrapResult(None, np.array(["a", "b"]), None)), TypeError,

@@ -205,3 +205,48 @@ def test_gibbs_validates_before_running():
         fkd.gibbs(10, chains_per_task=0)
     with pytest.raises(ValueError, match="counts"):
         fkd.gibbs_switchpoint([-1, 2], 10)
+
+
+# -- workers_per_task: checked when the graph is built, counted where a task runs --------
+
+def _dask_calls(workers_per_task):
+    x = np.random.default_rng(9).normal(size=500)
+    counts = fastkern.datasets.coal_mining_disasters()[1]
+    return {
+        "bootstrap": lambda: fkd.bootstrap(x, "mean", n_resamples=300, seed=1,
+                                           blocks_per_task=2, workers_per_task=workers_per_task),
+        "gibbs": lambda: fkd.gibbs(200, chains=3, seed=1, workers_per_task=workers_per_task),
+        "gibbs_switchpoint": lambda: fkd.gibbs_switchpoint(
+            counts, 100, chains=3, seed=1, workers_per_task=workers_per_task)["switchpoint"],
+        "callable bootstrap": lambda: fkd.bootstrap(
+            x, np.mean, n_resamples=300, seed=1, blocks_per_task=2,
+            workers_per_task=workers_per_task),
+    }
+
+
+@pytest.mark.parametrize("name", ["bootstrap", "gibbs", "gibbs_switchpoint",
+                                  "callable bootstrap"])
+def test_workers_per_task_like_workers(name, client):
+    want = _dask_calls(1)[name]().compute(scheduler="sync")
+    for workers in (-1, None, 10**9):
+        lazy = _dask_calls(workers)[name]()
+        got = lazy.compute(scheduler="threads")
+        if isinstance(want, np.ndarray):
+            assert_array_equal(got, want)
+        else:
+            _same_result(got, want)
+    # a real cluster's worker processes survive -1 (they were killed by it before)
+    got = client.compute(_dask_calls(-1)[name]()).result()
+    if isinstance(want, np.ndarray):
+        assert_array_equal(got, want)
+    else:
+        _same_result(got, want)
+
+
+@pytest.mark.parametrize("name", ["bootstrap", "gibbs", "gibbs_switchpoint",
+                                  "callable bootstrap"])
+@pytest.mark.parametrize("workers,error", [(0, ValueError), (2**31, ValueError),
+                                           ("2", TypeError), (1.5, TypeError)])
+def test_bad_workers_per_task_fails_at_call_time(name, workers, error):
+    with pytest.raises(error, match="workers_per_task"):
+        _dask_calls(workers)[name]()

@@ -8,7 +8,6 @@ import doctest
 import importlib
 import math
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -319,41 +318,46 @@ def test_switchpoint_single_count_and_empty_trace():
 # ---------------------------------------------------------------------------
 # threads and the GIL
 
-def _ticks_during(call):
-    """Run call() in a thread while this thread counts in pure Python; return
-    the counter's timestamps and the call's start and end."""
-    stamps, span = [], []
-
-    def run():
-        span.append(time.perf_counter())
-        call()
-        span.append(time.perf_counter())
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    i = 0
-    while worker.is_alive():
-        i += 1
-        if i % 1000 == 0:
-            stamps.append(time.perf_counter())
-    worker.join()
-    return np.array(stamps), span
-
-
 @pytest.mark.parametrize("sampler", ["gibbs", "gibbs_switchpoint"])
-def test_gil_released(sampler):
+def test_gil_released(sampler, assert_releases_gil):
     if sampler == "gibbs":
-        def call():
-            gibbs(20_000, 400, workers=1, seed=1)       # 8e6 steps, about 0.3 s
+        def make_call(scale):
+            return lambda: gibbs(100, 100 * scale, workers=1, seed=1)
     else:
-        def call():
-            gibbs_switchpoint(COUNTS, 100_000, thin=3, workers=1, seed=1)  # about 0.3 s
-    stamps, (start, end) = _ticks_during(call)
-    # A kernel holding the GIL would stop the counter for the whole call: it
-    # must keep ticking in each fifth of the call's middle.
-    edges = np.linspace(start, end, 7)[1:-1]
-    per_bin = np.histogram(stamps, bins=edges)[0]
-    assert np.all(per_bin > 0), per_bin
+        def make_call(scale):
+            return lambda: gibbs_switchpoint(COUNTS, 100, thin=scale, workers=1, seed=1)
+    assert_releases_gil(make_call)
+
+
+# Chains of 10**11 steps or sweeps: hours, in a few kilobytes.
+@pytest.mark.parametrize("workers", [1, 2])
+def test_gibbs_stops_on_ctrl_c(workers, assert_interruptible):
+    expected = gibbs(10, chains=2, seed=1)
+    assert_interruptible(lambda: gibbs(10**4, thin=10**7, chains=2, workers=workers, seed=1),
+                         small=lambda: assert_array_equal(
+                             gibbs(10, chains=2, seed=1, workers=workers), expected))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_many_chains_stop_on_ctrl_c(workers, assert_interruptible):
+    # a million chains: a round must not be a step of every chain
+    assert_interruptible(lambda: gibbs(1, thin=10**9, chains=10**6, workers=workers, seed=1))
+    assert_interruptible(lambda: gibbs_switchpoint(COUNTS, 1, thin=10**9, chains=10**5,
+                                                   workers=workers, seed=1))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_switchpoint_stops_on_ctrl_c(workers, assert_interruptible):
+    counts = np.where(np.arange(COUNTS.size) % 10 == 0, np.nan, COUNTS)    # some missing
+    expected = gibbs_switchpoint(counts, 10, chains=2, seed=1)
+
+    def small():
+        trace = gibbs_switchpoint(counts, 10, chains=2, seed=1, workers=workers)
+        for name in expected:
+            assert_array_equal(trace[name], expected[name])
+
+    assert_interruptible(lambda: gibbs_switchpoint(counts, 10**4, thin=10**7, chains=2,
+                                                   workers=workers, seed=1), small=small)
 
 
 def test_concurrent_calls_from_threads():
@@ -398,6 +402,60 @@ def test_bad_arguments(kwargs, error, match):
         gibbs(**args)
     with pytest.raises(error, match=match):
         gibbs_switchpoint(COUNTS, **args)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(thin=2**63), "thin must be below 2\\*\\*63"),
+    (dict(burn=2**63), "burn must be below 2\\*\\*63"),
+    (dict(burn=2**64, n=0), "burn must be below 2\\*\\*63"),
+    (dict(n=2**63), "n must be below 2\\*\\*63"),
+    (dict(chains=2**63), "chains must be below 2\\*\\*63"),
+    (dict(n=2**40, thin=2**23), "burn \\+ n \\* thin"),
+    (dict(n=1, thin=2**62, burn=2**62), "burn \\+ n \\* thin"),
+])
+def test_run_lengths_beyond_int64_name_the_argument(kwargs, match):
+    args = dict(n=10) | kwargs
+    with pytest.raises(ValueError, match=match):
+        gibbs(**args)
+    with pytest.raises(ValueError, match=match):
+        gibbs_switchpoint(COUNTS, **args)
+
+
+def test_too_many_chains_fail_before_any_work():
+    # 2**40 chains: the trace cannot be allocated, so nothing is seeded or run
+    with pytest.raises(MemoryError, match="chains"):
+        gibbs_switchpoint([1, 2, 3], 1, chains=2**40)
+    with pytest.raises(MemoryError, match="chains"):
+        gibbs(1, chains=2**40)
+
+
+def test_many_chains_of_no_samples_return_at_once():
+    trace = gibbs_switchpoint(COUNTS, 0, chains=2**40, seed=1)
+    assert trace["switchpoint"].shape == trace["late_rate"].shape == (2**40, 0)
+    assert gibbs(0, chains=2**40, seed=1).shape == (2**40, 0, 2)
+
+
+def test_chains_beyond_2_32_are_reproduced_by_numpy_loops():
+    """Chain c draws from spawn key root.spawn_key + (c,), two words for c >= 2**32,
+    from a root with a spawn key and a larger pool."""
+    root = np.random.SeedSequence(8, spawn_key=(1, 2**33), pool_size=6)
+    first = 2**32 - 1
+
+    def rng(c):
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+            root.entropy, spawn_key=root.spawn_key + (c,), pool_size=root.pool_size)))
+
+    out = gibbs_module.bivariate_chains(root, first, first + 3, 50, 3, 7, 2)
+    for k in range(3):
+        assert_array_equal(out[k], numpy_gibbs(50, 3, 7, rng(first + k)))
+    counts = np.where(np.arange(COUNTS.size) % 7 == 3, np.nan, COUNTS)
+    data, missing = gibbs_module._as_counts(counts)
+    trace = gibbs_module.switchpoint_chains(root, first, first + 3, data, missing, 40, 2, 5,
+                                            1.0, 1.0, 2)
+    for k in range(3):
+        expected = numpy_switchpoint(counts, 40, 2, 5, 1.0, 1.0, rng(first + k))
+        for name in expected:
+            assert_array_equal(trace[name][k], expected[name])
 
 
 @pytest.mark.parametrize("counts, error, match", [

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fk_pcg64.h"
+#include "common/fk_pcg64.h"
 
 #ifdef __cplusplus
 extern "C" {

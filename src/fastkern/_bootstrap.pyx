@@ -3,7 +3,7 @@ several threads, without materialising the resamples.
 
 Validation, seeding and the confidence intervals live in bootstrap.py; this
 module assumes valid input (samples of at least two observations, finite values,
-one bit generator per block).
+one stream per block).
 
 The random stream, which a plain NumPy loop reproduces
 ------------------------------------------------------
@@ -14,10 +14,10 @@ PCG64 stream after the block's earlier resamples.  For each sample ``k`` in turn
 ``random_bounded_uint64_fill`` with Lemire's method, on 32-bit draws for
 ``n_k <= 2**32``.  The draws are made by the C core in csrc/bootstrap, an inline
 copy of PCG64 and of that function (no call through NumPy's ``bitgen_t`` per
-draw), seeded from each bit generator's ``state``.  The indices are drawn
-``CHUNK`` at a time: this gives the same stream, because the only state kept
-between draws (PCG64's spare 32-bit half) lives in the stream itself.  The tests
-check all of this against NumPy.
+draw), seeded in C from each block's spawn key (csrc/common/fk_seedseq.h).  The
+indices are drawn ``CHUNK`` at a time: this gives the same stream, because the
+only state kept between draws (PCG64's spare 32-bit half) lives in the stream
+itself.  The tests check all of this against NumPy.
 
 Ctrl-C
 ------
@@ -43,6 +43,14 @@ cdef extern from "bootstrap/fk_integers.h" nogil:
     void fk_pcg64_integers(fk_pcg64 *g, uint64_t n, Py_ssize_t cnt, uint64_t *out)
     void fk_pcg64_raw(fk_pcg64 *g, int portable, Py_ssize_t cnt, uint64_t *out)
     int fk_pcg64_use_avx512(int use)
+
+cdef extern from "common/fk_seedseq.h" nogil:
+    ctypedef struct fk_seedseq_root:
+        pass
+    int fk_seedseq_root_init(fk_seedseq_root *r, const uint32_t *words, size_t n_words,
+                             size_t pool_size)
+    fk_pcg64 *fk_seedseq_lazy(const fk_seedseq_root *r, fk_pcg64 *table, uint64_t first,
+                              size_t u)
 
 cdef extern from "bootstrap/fk_resample.h" nogil:
     void fk_resample_sums_f64(fk_pcg64 *g, const double *x, Py_ssize_t n, int squares,
@@ -96,28 +104,40 @@ cdef int _load_pcg64(object bit_generator, fk_pcg64 *g) except -1:
 
 
 cdef class BlockStreams:
-    """The streams of one bootstrap run: block b draws from ``bit_generators[b]``.
+    """The streams of blocks first..first+n_blocks-1 of a bootstrap run: block b
+    draws from ``PCG64(SeedSequence(root.entropy, spawn_key=root.spawn_key + (b,),
+    pool_size=root.pool_size))``, given by the root's words and pool size (see
+    _seeding.root_words).
 
-    Each stream starts where its PCG64 bit generator stands and then moves on
-    here, in C (the bit generators themselves are left as they were).  The
-    states lie side by side, several to a cache line, so a kernel draws from a
-    copy of its block's state on its own thread's stack and stores it back once
-    the block is done: updating the shared line at every chunk would make the
-    threads take it from each other all the time.
+    ``start(b)`` gives block b's stream where it stands, derived in C from its
+    spawn key the first time (csrc/common/fk_seedseq.h), so a block's stream is
+    made by the thread that runs it.  The states lie side by side, several to a
+    cache line, so a kernel draws from a copy of its block's state on its own
+    thread's stack and stores it back in ``states[b]`` once the block is done:
+    updating the shared line at every chunk would make the threads take it from
+    each other all the time.
     """
+    cdef fk_seedseq_root root
     cdef fk_pcg64 *states
+    cdef uint64_t first
     cdef readonly Py_ssize_t n_blocks
 
-    def __cinit__(self, list bit_generators):
-        self.n_blocks = len(bit_generators)
-        self.states = <fk_pcg64 *>malloc(max(1, self.n_blocks) * sizeof(fk_pcg64))
+    def __cinit__(self, const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t first,
+                  Py_ssize_t n_blocks):
+        if fk_seedseq_root_init(&self.root, &root_words[0], root_words.shape[0], pool_size):
+            raise MemoryError()
+        self.first = first
+        self.n_blocks = n_blocks
+        # zeroed: not derived yet (see fk_seedseq_lazy)
+        self.states = <fk_pcg64 *>calloc(max(1, n_blocks), sizeof(fk_pcg64))
         if self.states == NULL:
             raise MemoryError()
-        for b in range(self.n_blocks):
-            _load_pcg64(bit_generators[b], &self.states[b])
 
     def __dealloc__(self):
         free(self.states)
+
+    cdef inline fk_pcg64 start(self, Py_ssize_t b) noexcept nogil:
+        return fk_seedseq_lazy(&self.root, self.states, self.first, b)[0]
 
 
 cdef inline void _draw_chunk(fk_pcg64 *gen, Py_ssize_t n, Py_ssize_t cnt,
@@ -200,7 +220,7 @@ cdef int _n_threads(Py_ssize_t r0, Py_ssize_t r1, int n_threads) noexcept:
     return <int>max(1, min(<Py_ssize_t>n_threads, blocks))
 
 
-cdef void _lane_steps(fk_pcg64 *states, const lanes_t *L, Py_ssize_t lane, Py_ssize_t lo,
+cdef void _lane_steps(BlockStreams streams, const lanes_t *L, Py_ssize_t lane, Py_ssize_t lo,
                       Py_ssize_t hi, resamples_fn fn, void *job, int thread) noexcept nogil:
     """Steps lo..hi-1 of a lane: the resamples they stand for, block by block."""
     cdef Py_ssize_t s = lo, k, b, base, first, stop
@@ -214,9 +234,9 @@ cdef void _lane_steps(fk_pcg64 *states, const lanes_t *L, Py_ssize_t lane, Py_ss
         first = max(L.r0, base + s)
         stop = min(L.r1, base + min(hi, (k + 1) * _BLOCK_SIZE))
         if first < stop:
-            stream = states[b]      # a thread's own copy: see BlockStreams
+            stream = streams.start(b)       # a thread's own copy: see BlockStreams
             fn(job, &stream, thread, first, stop)
-            states[b] = stream
+            streams.states[b] = stream
         s = (k + 1) * _BLOCK_SIZE
 
 
@@ -237,7 +257,6 @@ cdef int _run_in_rounds(BlockStreams streams, Py_ssize_t r0, Py_ssize_t r1, int 
     buffers whatever happens."""
     cdef lanes_t L
     cdef Py_ssize_t lane, lo, hi
-    cdef fk_pcg64 *states = streams.states
     cdef Rounds rounds
     if r1 <= r0:
         return 0
@@ -257,7 +276,7 @@ cdef int _run_in_rounds(BlockStreams streams, Py_ssize_t r0, Py_ssize_t r1, int 
         hi = rounds.stop
         for lane in prange(L.n_lanes, nogil=True, schedule="dynamic", chunksize=1,
                            num_threads=n_threads):
-            _lane_steps(states, &L, lane, lo, hi, fn, job, threadid())
+            _lane_steps(streams, &L, lane, lo, hi, fn, job, threadid())
     return 0
 
 

@@ -13,7 +13,8 @@ Unit ``i`` draws from ``PCG64(root.spawn(n)[i])``, where ``root`` is
 Children are built from their spawn keys (``root.spawn_key + (i,)``), which is
 what ``root.spawn(n)[i]`` gives for a fresh root: any range of units can be
 seeded alone, in another process or on another machine, and the result never
-depends on how work is split.
+depends on how work is split.  The kernels derive each unit's PCG64 state in C
+from ``root_words(root)`` when the unit starts (csrc/common/fk_seedseq.h).
 """
 import numpy as np
 
@@ -39,9 +40,27 @@ def root_seed(seed):
         raise ValueError(f"seed must be non-negative, got {seed!r} ({exc})") from None
 
 
-def bit_generators(root, first, stop):
-    """PCG64 bit generators of units first..stop-1 of a root SeedSequence."""
-    return [np.random.PCG64(np.random.SeedSequence(root.entropy,
-                                                    spawn_key=root.spawn_key + (i,),
-                                                    pool_size=root.pool_size))
-            for i in range(first, stop)]
+def _words(value):
+    """An int (least significant 32-bit word first; 0 is one word) or a sequence of
+    them as SeedSequence reads its entropy and spawn key: a list of uint32 words."""
+    if isinstance(value, (int, np.integer)):
+        value = int(value)
+        words = [value & 0xFFFFFFFF]
+        while value >> 32:
+            value >>= 32
+            words.append(value & 0xFFFFFFFF)
+        return words
+    return [word for item in value for word in _words(item)]
+
+
+def root_words(root):
+    """The words of the root that begin every unit's assembled entropy, as uint32.
+
+    Unit ``i``'s SeedSequence reads the root's entropy (zero-padded to
+    ``root.pool_size`` words, as NumPy does for any spawned sequence), the root's
+    spawn key, then ``i``: the C kernels (csrc/common/fk_seedseq.h) take these
+    words and ``root.pool_size``, and derive the PCG64 state of each unit.
+    """
+    words = _words(root.entropy)
+    words += [0] * (root.pool_size - len(words))
+    return np.array(words + _words(root.spawn_key), dtype=np.uint32)

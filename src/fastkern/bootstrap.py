@@ -329,7 +329,8 @@ def resample_blocks(plan, first, stop, workers, out=None):
     n_threads = resolve_workers(workers, units=stop - first)
     dist = _empty_distribution(max(n, 0)) if out is None else out
     if n > 0:
-        streams = _bootstrap.BlockStreams(_seeding.bit_generators(plan.root, first, stop))
+        streams = _bootstrap.BlockStreams(_seeding.root_words(plan.root), plan.root.pool_size,
+                                          first, stop - first)
         plan.estimator.resample(streams, dist, n_threads)
     return dist
 
@@ -436,11 +437,7 @@ def _is_array_like(s):
 
 
 def _check_real(value, name):
-    try:
-        value = check_real(value, name)
-    except OverflowError:  # an int beyond float64
-        raise ValueError(f"{name} must be finite, got an integer of "
-                         f"{int(value).bit_length()} bits") from None
+    value = check_real(value, name)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return value

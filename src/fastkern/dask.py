@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - the [dask] extra is missing
 
 from . import _seeding
 from ._validation import check_int
+from ._workers import check_workers, resolve_workers
 from . import convolve as _convolve
 from .gibbs import (_as_counts, _check_positive, _check_run, bivariate_chains,
                     switchpoint_chains)
@@ -23,6 +24,12 @@ from .bootstrap import finish as _bootstrap_finish
 from .bootstrap import resample_blocks as _resample_blocks
 
 __all__ = ["bootstrap", "convolve2d", "correlate2d", "gibbs", "gibbs_switchpoint"]
+
+
+def _on_worker(fn, *args, workers):
+    """fn(*args, n_threads) in a task: `workers` (checked when the graph was built)
+    counts threads on the machine that runs the task, as `workers` does anywhere."""
+    return fn(*args, resolve_workers(workers))
 
 
 def convolve2d(x, in2, mode="full", boundary="fill", fillvalue=0):
@@ -166,8 +173,9 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
         must be 1-D (there is no ``axis``).
     blocks_per_task : int, optional
         Blocks of ``fastkern.bootstrap.BLOCK_SIZE`` resamples per task.
-    workers_per_task : int, optional
-        Threads each task uses (`workers` of the kernel).
+    workers_per_task : int or None, optional
+        Threads each task uses: the kernel's `workers`, counted on the machine
+        that runs the task (None: its default; -1: all its CPUs).  Checked here.
 
     Returns
     -------
@@ -186,12 +194,14 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     True
     """
     blocks_per_task = check_int(blocks_per_task, "blocks_per_task", 1)
+    workers_per_task = check_workers(workers_per_task, "workers_per_task")
     plan = _bootstrap_plan(data, statistic, n_resamples, confidence_level, method,
                            alternative, paired, q, ddof, proportiontocut, batch,
                            bootstrap_result, seed, vectorized)
     plan_key = dask.delayed(plan, pure=False)
-    parts = [dask.delayed(_resample_blocks, pure=True)(
-                 plan_key, first, min(first + blocks_per_task, plan.n_blocks), workers_per_task)
+    parts = [dask.delayed(_on_worker, pure=True)(
+                 _resample_blocks, plan_key, first, min(first + blocks_per_task, plan.n_blocks),
+                 workers=workers_per_task)
              for first in range(0, plan.n_blocks, blocks_per_task)]
     return dask.delayed(_bootstrap_finish, pure=True)(plan_key, parts)
 
@@ -215,8 +225,8 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, chains_per_task=1, workers_
         As for :func:`fastkern.gibbs`; validated here.
     chains_per_task : int, optional
         Chains each task runs.
-    workers_per_task : int, optional
-        Threads each task uses.
+    workers_per_task : int or None, optional
+        Threads each task uses, as for :func:`bootstrap`.
 
     Returns
     -------
@@ -231,9 +241,11 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, chains_per_task=1, workers_
     True
     """
     n, thin, chains, burn = _check_run(n, thin, chains, burn)
+    workers_per_task = check_workers(workers_per_task, "workers_per_task")
     root = _seeding.root_seed(seed)
-    pieces = [da.from_delayed(dask.delayed(bivariate_chains, pure=True)(
-                  root, first, stop, n, thin, burn, workers_per_task),
+    pieces = [da.from_delayed(dask.delayed(_on_worker, pure=True)(
+                  bivariate_chains, root, first, stop, n, thin, burn,
+                  workers=workers_per_task),
                   shape=(stop - first, n, 2), dtype=np.float64)
               for first, stop in _chain_groups(chains, chains_per_task)]
     return da.concatenate(pieces, axis=0)
@@ -263,6 +275,7 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     n, thin, chains, burn = _check_run(n, thin, chains, burn)
     alpha = _check_positive(alpha, "alpha")
     beta = _check_positive(beta, "beta")
+    workers_per_task = check_workers(workers_per_task, "workers_per_task")
     root = _seeding.root_seed(seed)
     fields = {"switchpoint": ((n,), np.int64), "early_rate": ((n,), np.float64),
               "late_rate": ((n,), np.float64)}
@@ -270,8 +283,9 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
         fields["missing_counts"] = ((n, missing.size), np.int64)
     pieces = {key: [] for key in fields}
     for first, stop in _chain_groups(chains, chains_per_task):
-        trace = dask.delayed(switchpoint_chains, pure=True, nout=None)(
-            root, first, stop, counts, missing, n, thin, burn, alpha, beta, workers_per_task)
+        trace = dask.delayed(_on_worker, pure=True, nout=None)(
+            switchpoint_chains, root, first, stop, counts, missing, n, thin, burn, alpha, beta,
+            workers=workers_per_task)
         for key, (shape, dtype) in fields.items():
             pieces[key].append(da.from_delayed(trace[key], shape=(stop - first,) + shape,
                                                dtype=dtype))

@@ -1,6 +1,8 @@
 """Gibbs samplers whose chains run in parallel, without the GIL: the bivariate
 benchmark sampler and the Poisson switchpoint model with gamma priors."""
 
+import math
+
 import numpy as np
 
 from . import _gibbs, _seeding
@@ -61,7 +63,10 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, workers=None):
         integer, or ``seed`` is of another type.
     ValueError
         If ``n`` or ``burn`` is negative, ``thin`` or ``chains`` is below 1,
-        ``workers`` is 0, or ``seed`` is a negative integer.
+        ``burn + n * thin`` (a chain's steps) is 2**63 or more, ``workers`` is
+        0, or ``seed`` is a negative integer.
+    MemoryError
+        If the samples do not fit in memory (raised before any work).
 
     See Also
     --------
@@ -115,16 +120,16 @@ def gibbs(n, thin=1, *, chains=1, burn=0, seed=None, workers=None):
     """
     n, thin, chains, burn = _check_run(n, thin, chains, burn)
     return bivariate_chains(_seeding.root_seed(seed), 0, chains, n, thin, burn,
-                            resolve_workers(workers))
+                            resolve_workers(workers, units=chains))
 
 
 def bivariate_chains(root, first, stop, n, thin, burn, n_threads):
     """Chains first..stop-1 of a validated :func:`gibbs` call with root SeedSequence
     `root`, shape (stop - first, n, 2): any split of the chains gives the same
     values, so that they can be spread over processes or machines."""
-    out = np.empty((stop - first, n, 2), dtype=np.float64)
-    if n > 0 and stop > first:
-        _gibbs.bivariate(_seeding.bit_generators(root, first, stop), out, thin, burn,
+    out = _empty((stop - first, n, 2), np.float64)  # first: too many is a MemoryError at once
+    if out.size:
+        _gibbs.bivariate(_seeding.root_words(root), root.pool_size, first, out, thin, burn,
                          min(n_threads, stop - first))
     return out
 
@@ -188,8 +193,11 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     ValueError
         If ``counts`` is not 1-D, is empty, or holds a negative, non-integer or
         infinite value (or more than 2**53 events in all); if ``n`` or ``burn``
-        is negative, ``thin`` or ``chains`` is below 1, ``alpha`` or ``beta`` is
-        not finite and positive, or ``workers`` is 0.
+        is negative, ``thin`` or ``chains`` is below 1, ``burn + n * thin`` (a
+        chain's sweeps) is 2**63 or more, ``alpha`` or ``beta`` is not finite and
+        positive, or ``workers`` is 0.
+    MemoryError
+        If the trace does not fit in memory (raised before any work).
     FloatingPointError
         If a rate grows too large to impute a missing count from (only with an
         extremely vague prior, e.g. a tiny ``beta``).
@@ -245,7 +253,7 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
     alpha = _check_positive(alpha, "alpha")
     beta = _check_positive(beta, "beta")
     return switchpoint_chains(_seeding.root_seed(seed), 0, chains, counts, missing, n, thin,
-                              burn, alpha, beta, resolve_workers(workers))
+                              burn, alpha, beta, resolve_workers(workers, units=chains))
 
 
 def switchpoint_chains(root, first, stop, counts, missing, n, thin, burn, alpha, beta,
@@ -255,14 +263,15 @@ def switchpoint_chains(root, first, stop, counts, missing, n, thin, burn, alpha,
     gives the same values."""
     chains = stop - first
     n_threads = min(n_threads, max(chains, 1))
-    bit_generators = _seeding.bit_generators(root, first, stop)
-    s_out = np.empty((chains, n), dtype=np.int64)
-    early_out = np.empty((chains, n), dtype=np.float64)
-    late_out = np.empty((chains, n), dtype=np.float64)
-    missing_out = np.empty((chains, n, missing.size), dtype=np.int64)
-    if n > 0 and chains > 0:
-        stopped = _gibbs.switchpoint(bit_generators, counts, missing, alpha, beta, thin, burn,
-                                     s_out, early_out, late_out, missing_out, n_threads)
+    # the outputs first: too many chains is a MemoryError at once
+    s_out = _empty((chains, n), np.int64)
+    early_out = _empty((chains, n), np.float64)
+    late_out = _empty((chains, n), np.float64)
+    missing_out = _empty((chains, n, missing.size), np.int64)
+    if s_out.size:
+        stopped = _gibbs.switchpoint(_seeding.root_words(root), root.pool_size, first, counts,
+                                     missing, alpha, beta, thin, burn, s_out, early_out,
+                                     late_out, missing_out, n_threads)
         if stopped:
             raise FloatingPointError(
                 f"a rate grew too large to impute the missing counts from in {stopped} "
@@ -273,13 +282,33 @@ def switchpoint_chains(root, first, stop, counts, missing, n, thin, burn, alpha,
     return trace
 
 
+def _empty(shape, dtype):
+    """An output of shape (chains, n, ...), or a MemoryError that names them."""
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError):  # ValueError: more bytes than an array can index
+        raise MemoryError(f"chains={shape[0]} chains of n={shape[1]} samples do not fit "
+                          f"in memory ({math.prod(shape) * np.dtype(dtype).itemsize} bytes "
+                          f"for an output of shape {shape})") from None
+
+
 # ---------------------------------------------------------------------------
 # validation
 
+_MAX_STEPS = 2**63 - 1  # a chain's steps are counted in int64
+
+
 def _check_run(n, thin, chains, burn):
     """The sampler's run length arguments, checked: (n, thin, chains, burn)."""
-    return (check_int(n, "n", 0), check_int(thin, "thin", 1), check_int(chains, "chains", 1),
-            check_int(burn, "burn", 0))
+    n, thin = check_int(n, "n", 0), check_int(thin, "thin", 1)
+    chains, burn = check_int(chains, "chains", 1), check_int(burn, "burn", 0)
+    for value, name in ((n, "n"), (thin, "thin"), (chains, "chains"), (burn, "burn")):
+        if value > _MAX_STEPS:
+            raise ValueError(f"{name} must be below 2**63, got {value}")
+    if burn + n * thin > _MAX_STEPS:
+        raise ValueError(f"burn + n * thin must be below 2**63, got burn={burn}, n={n}, "
+                         f"thin={thin}")
+    return n, thin, chains, burn
 
 
 def _check_positive(value, name):

@@ -36,6 +36,11 @@ class _Pipeline:
         self.close()
 
 
+# Threads one pipeline may start: far beyond what helps even I/O-bound calls, and
+# below where starting them fails ("can't start new thread").
+MAX_PARALLEL_CALLS = 4096
+
+
 def _check_count(value, name, minimum):
     return None if value is None else check_int(value, name, minimum)
 
@@ -55,7 +60,8 @@ def parallel_map(fn, iterable, *, num_parallel_calls=None, prefetch=None, ordere
     iterable : iterable
         The inputs; read only from the consumer's thread.
     num_parallel_calls : int, optional
-        Calls in flight at once; default :func:`fastkern.get_workers`.
+        Calls in flight at once, each on its own thread; default
+        :func:`fastkern.get_workers`, at most ``MAX_PARALLEL_CALLS`` (4096).
     prefetch : int, optional
         Further items taken ahead, whose results wait for the consumer; default
         ``num_parallel_calls``.  0 is allowed.
@@ -83,6 +89,9 @@ def parallel_map(fn, iterable, *, num_parallel_calls=None, prefetch=None, ordere
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {fn!r}")
     n_calls = _check_count(num_parallel_calls, "num_parallel_calls", 1) or get_workers()
+    if n_calls > MAX_PARALLEL_CALLS:
+        raise ValueError(f"num_parallel_calls must be at most {MAX_PARALLEL_CALLS}, "
+                         f"got {n_calls}")
     n_ahead = _check_count(prefetch, "prefetch", 0)
     n_ahead = n_calls if n_ahead is None else n_ahead
     if not isinstance(ordered, bool):
@@ -111,7 +120,12 @@ def _run(fn, items, n_calls, window, ordered):
                     pending.append((next(counter), failed))
                     exhausted = True
                     break
-                pending.append((next(counter), executor.submit(fn, item)))
+                try:
+                    future = executor.submit(fn, item)
+                except RuntimeError as exc:  # the system's thread limit
+                    raise RuntimeError(f"parallel_map could not start another thread with "
+                                       f"num_parallel_calls={n_calls}: {exc}") from exc
+                pending.append((next(counter), future))
             if not pending:
                 return
             if ordered:
