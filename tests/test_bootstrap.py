@@ -462,8 +462,8 @@ def test_ctrl_c_stops_a_long_call(case, workers, assert_interruptible):
         res = bootstrap(**small_kwargs, n_resamples=200, seed=1, workers=workers)
         np.testing.assert_array_equal(res.bootstrap_distribution, expected)
 
-    # SIGINT at 0.5 s: after the set-up (seeding 782 blocks, sorting the sample), in
-    # the kernel
+    # SIGINT at 0.5 s: after the set-up (sorting the sample, preparing its values),
+    # in the kernel
     assert_interruptible(lambda: bootstrap(**kwargs, n_resamples=LONG_RESAMPLES,
                                            method="percentile", seed=0, workers=workers),
                          small, delay=0.5)
