@@ -1,6 +1,5 @@
 """fastkern.bootstrap against scipy.stats.bootstrap and plain NumPy loops."""
 import threading
-import time
 import tracemalloc
 import warnings
 
@@ -10,7 +9,7 @@ import scipy.stats
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fastkern import _bootstrap
+from fastkern import _bootstrap, _rounds
 from fastkern.bootstrap import (BLOCK_SIZE, BootstrapResult, ConfidenceInterval,
                                 DegenerateDataWarning, bootstrap)
 
@@ -333,33 +332,141 @@ def test_bca_at_n_100000_is_fast_in_memory():
         assert peak < 150e6
 
 
-def test_the_gil_is_released():
-    """A pure-Python counter in another thread keeps advancing during the kernel."""
-    x = np.random.default_rng(0).normal(size=400_000)
-    count = 0
-    stop = False
-
-    def counter():
-        nonlocal count
-        while not stop:
-            count += 1
-
-    thread = threading.Thread(target=counter)
-    thread.start()
+@pytest.mark.parametrize("statistic, data", [("mean", NORMAL[:20]), ("median", COUNTS[:20]),
+                                             ("mean", np.stack([NORMAL[:20], OTHER[:20]]))])
+def test_memory_is_the_distribution_and_one_sorted_copy(statistic, data):
+    """Besides bootstrap_distribution, a call holds O(n_blocks) state and, while it
+    computes the interval, one sorted copy of (a row of) the distribution."""
+    n_resamples = 400_000
+    n_blocks = -(-n_resamples // BLOCK_SIZE)
+    tracemalloc.start()
     try:
-        time.sleep(0.05)
-        before = count
-        bootstrap(x, "mean", n_resamples=8 * BLOCK_SIZE, method="percentile", seed=0,
-                  workers=1)
-        during = count - before
+        res = bootstrap(data, statistic, n_resamples=n_resamples, method="percentile",
+                        seed=0, workers=2, axis=-1)
+        peak = tracemalloc.get_traced_memory()[1]
     finally:
-        stop = True
-        thread.join()
-    # The kernel makes 2e8 draws, about a second, in which the counter counts some
-    # 2e7.  Were the GIL held, the counter could run only at a few of the
-    # interpreter's 5 ms switch points around it: 1e5 to 3e5 counts (measured
-    # with a GIL-holding sort of the same length).
-    assert during > 2_000_000
+        tracemalloc.stop()
+    output = res.bootstrap_distribution.nbytes
+    row = 8 * n_resamples
+    assert peak < output + row + 256 * n_blocks + 500_000
+
+
+def test_the_gil_is_released(assert_releases_gil):
+    x = np.random.default_rng(0).normal(size=100_000)
+    assert_releases_gil(lambda scale: lambda: bootstrap(
+        x, "mean", n_resamples=scale * BLOCK_SIZE, method="percentile", seed=0, workers=1))
+
+
+# -- Ctrl-C: every long call stops within the fixture's bound, then works again ----
+
+LONG_X = np.random.default_rng(61).poisson(20.0, size=400_000).astype(np.float64)
+LONG_Y = LONG_X + np.random.default_rng(62).normal(size=LONG_X.size)
+# 2e10 draws and more per call: minutes on any machine, in a few MB.
+LONG_RESAMPLES = 50_000
+LONG_CALLS = {
+    "mean": dict(data=LONG_X),
+    "var": dict(data=LONG_X, statistic="var"),
+    "median": dict(data=LONG_X, statistic="median"),
+    "quantile": dict(data=LONG_X, statistic="quantile", q=0.9),
+    "trimmed_mean": dict(data=LONG_X, statistic="trimmed_mean", proportiontocut=0.1),
+    "pearsonr": dict(data=(LONG_X, LONG_Y), statistic="pearsonr", paired=True),
+    "mean_diff-paired": dict(data=(LONG_X, LONG_Y), statistic="mean_diff", paired=True),
+    "mean_diff": dict(data=(LONG_X, LONG_Y), statistic="mean_diff"),
+    "axis": dict(data=np.stack([LONG_X, LONG_Y]), axis=1),
+    "callable": dict(data=LONG_X, statistic=lambda x, axis: np.mean(x, axis=axis)),
+    "callable-one": dict(data=LONG_X, statistic=lambda x: np.mean(x)),
+}
+
+
+# -- data at extreme scales: the statistic's sums are scaled, never overflow --------
+
+# (statistic, data, power): at scale s the statistic is s**power times its value at 1
+SCALED = {"mean": ("mean", NORMAL, 1), "std": ("std", NORMAL, 1), "var": ("var", NORMAL, 2),
+          "mean_diff": ("mean_diff", (NORMAL, OTHER), 1),
+          "pearsonr": ("pearsonr", (NORMAL, PARTNER), 0)}
+SCALES = [1e-300, 1e-170, 1e-100, 1e100, 1e155, 1e300, 1e306]
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("case", SCALED)
+def test_extreme_scales_give_the_scaled_result(case, scale):
+    statistic, data, power = SCALED[case]
+    factor = scale ** power if case != "var" or 1e-150 < scale < 1e150 else None
+    if factor is None:
+        pytest.skip("the variance itself is beyond float64's range")
+    samples = _samples(data)
+    kwargs = dict(n_resamples=500, seed=4, paired=case == "pearsonr")
+    ref = bootstrap(data, statistic, **kwargs)
+    res = bootstrap(tuple(s * scale for s in samples) if len(samples) == 2
+                    else data * scale, statistic, **kwargs)
+    np.testing.assert_allclose(res.bootstrap_distribution,
+                               ref.bootstrap_distribution * factor, rtol=1e-12)
+    np.testing.assert_allclose(res.confidence_interval,
+                               np.multiply(ref.confidence_interval, factor), rtol=1e-9)
+    assert res.standard_error == pytest.approx(ref.standard_error * factor, rel=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1.0, 1e155, 1e300])
+def test_pearsonr_at_any_scale_is_scipys(scale):
+    x, y = NORMAL * scale, PARTNER * scale
+    res = bootstrap((x, y), "pearsonr", paired=True, n_resamples=700, seed=6)
+    ref = scipy.stats.bootstrap((x, y), _pearsonr, n_resamples=0, bootstrap_result=res,
+                                paired=True, vectorized=True)
+    np.testing.assert_allclose(res.confidence_interval, ref.confidence_interval, rtol=0,
+                               atol=1e-9)
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(6).spawn(11)[0]))
+    for r in range(BLOCK_SIZE):
+        i = rng.integers(0, x.size, size=x.size)
+        assert res.bootstrap_distribution[r] == pytest.approx(
+            scipy.stats.pearsonr(x[i], y[i]).statistic, rel=1e-12)
+
+
+@pytest.fixture
+def round_seconds():
+    """Set the target length of a round (fastkern._rounds) for one test."""
+    before = _rounds.round_seconds()
+    yield _rounds.round_seconds
+    _rounds.round_seconds(before)
+
+
+@pytest.mark.parametrize("case", ["mean-normal", "var-ddof1", "median-counts",
+                                  "trimmed-normal", "mean_diff-unpaired", "pearsonr",
+                                  "callable-two"])
+def test_rounds_do_not_change_results(case, round_seconds):
+    """Rounds of one resample per thread (every round shorter than its target) give
+    the values of one round for the whole call, bit for bit."""
+    data, statistic, options, _, paired = CASES[case]
+    batch = {"batch": 37} if callable(statistic) else {}   # batches end inside blocks
+
+    def run(workers):
+        return bootstrap(data, statistic, n_resamples=40 * BLOCK_SIZE - 9, paired=paired,
+                         method="percentile", seed=12, workers=workers, **options,
+                         **batch).bootstrap_distribution
+
+    round_seconds(float("inf"))
+    expected = run(1)
+    round_seconds(1e-9)
+    for workers in (1, 2, 3):
+        np.testing.assert_array_equal(run(workers), expected)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("case", LONG_CALLS)
+def test_ctrl_c_stops_a_long_call(case, workers, assert_interruptible):
+    kwargs = LONG_CALLS[case]
+    small_kwargs = {**kwargs, "data": (NORMAL, PARTNER) if isinstance(kwargs["data"], tuple)
+                    else NORMAL[None, :] if kwargs.get("axis") else NORMAL}
+    expected = bootstrap(**small_kwargs, n_resamples=200, seed=1).bootstrap_distribution
+
+    def small():
+        res = bootstrap(**small_kwargs, n_resamples=200, seed=1, workers=workers)
+        np.testing.assert_array_equal(res.bootstrap_distribution, expected)
+
+    # SIGINT at 0.5 s: after the set-up (sorting the sample, preparing its values),
+    # in the kernel
+    assert_interruptible(lambda: bootstrap(**kwargs, n_resamples=LONG_RESAMPLES,
+                                           method="percentile", seed=0, workers=workers),
+                         small, delay=0.5)
 
 
 def test_two_threads_at_once_get_their_own_results():
@@ -437,6 +544,62 @@ BAD_INPUTS = [
     (dict(statistic=lambda x, axis: np.mean(x)), ValueError, "one value per resample"),
     (dict(statistic=np.mean, batch=0), ValueError, "batch"),
     (dict(bootstrap_result=object()), TypeError, "bootstrap_result"),
+    # every argument, with wrong types and values out of range
+    (dict(data=None), ValueError, "data must be a 1-D array"),
+    (dict(data=np.array(["1", "2"])), TypeError, "data must hold real numbers"),
+    (dict(data=np.array([1, 2], dtype="datetime64[s]")), TypeError, "data must hold real"),
+    (dict(data=[1.0, 2**2000, 3.0]), ValueError, "data holds a number beyond float64"),
+    (dict(data=2**2000), ValueError, "data"),
+    (dict(n_resamples=2**63), ValueError, "n_resamples must be at most"),
+    (dict(n_resamples=2**60), MemoryError, "n_resamples is too large"),
+    (dict(n_resamples=10**15), MemoryError, "n_resamples is too large"),
+    (dict(data=np.ones((3, 4)), n_resamples=10**15), MemoryError, "n_resamples is too large"),
+    (dict(n_resamples=True), TypeError, "n_resamples"),
+    (dict(n_resamples=np.float64(10)), TypeError, "n_resamples"),
+    (dict(n_resamples=None), TypeError, "n_resamples"),
+    (dict(workers=2**31), ValueError, "workers must be at most"),
+    (dict(workers=2**63), ValueError, "workers must be at most"),
+    (dict(workers=-10**6), ValueError, "workers value out of range"),
+    (dict(workers=1.5), TypeError, "workers"),
+    (dict(workers="2"), TypeError, "workers"),
+    (dict(workers=True), TypeError, "workers"),
+    (dict(statistic=np.mean, workers=2**31), ValueError, "workers"),
+    (dict(n_resamples=0, bootstrap_result=BootstrapResult(None, np.ones(4), None),
+          workers=0), ValueError, "workers"),
+    (dict(confidence_level=np.nan), ValueError, "confidence_level must be finite"),
+    (dict(confidence_level=None), TypeError, "confidence_level"),
+    (dict(confidence_level=[0.9]), TypeError, "confidence_level"),
+    (dict(statistic="quantile", q=np.nan), ValueError, "q must be finite"),
+    (dict(statistic="quantile", q=-0.1), ValueError, r"q must be in \[0, 1\]"),
+    (dict(statistic="quantile", q="0.5"), TypeError, "q must be a real number"),
+    (dict(statistic="quantile", q=True), TypeError, "q must be a real number"),
+    (dict(statistic="quantile", q=2**2000), ValueError, "^q "),
+    (dict(statistic="std", ddof=np.inf), ValueError, "ddof must be finite"),
+    (dict(statistic="std", ddof=None), TypeError, "ddof must be a real number"),
+    (dict(statistic="std", ddof=2**2000), ValueError, "^ddof "),
+    (dict(statistic="trimmed_mean", proportiontocut=-0.1), ValueError, "proportiontocut"),
+    (dict(statistic="trimmed_mean", proportiontocut=np.nan), ValueError, "proportiontocut"),
+    (dict(statistic="trimmed_mean", proportiontocut="0.1"), TypeError, "proportiontocut"),
+    (dict(statistic=np.mean, proportiontocut=0.1), ValueError, "proportiontocut is only"),
+    (dict(statistic=np.mean, batch=-1), ValueError, "batch must be at least 1"),
+    (dict(statistic=np.mean, batch=1.5), TypeError, "batch must be an integer"),
+    (dict(statistic=np.mean, batch="3"), TypeError, "batch must be an integer"),
+    (dict(statistic=np.mean, batch=True), TypeError, "batch must be an integer"),
+    (dict(batch=0), ValueError, "batch"),
+    (dict(method=None), TypeError, "method must be a string"),
+    (dict(alternative=["less"]), TypeError, "alternative must be a string"),
+    (dict(paired=None), TypeError, "paired must be True or False"),
+    (dict(paired=np.array([True])), TypeError, "paired must be True or False"),
+    (dict(statistic=np.mean, vectorized=np.array([True])), TypeError, "vectorized"),
+    (dict(axis=None), TypeError, "axis must be an integer"),
+    (dict(axis=2**63), ValueError, "^axis "),
+    (dict(seed=[1, -2]), ValueError, "seed"),
+    (dict(seed=1.5), TypeError, "seed"),
+    (dict(bootstrap_result=BootstrapResult(None, np.array(["a", "b"]), None)), TypeError,
+     "bootstrap_result.bootstrap_distribution must be an array of real numbers"),
+    (dict(statistic=None), TypeError, "statistic must be a string or a callable"),
+    (dict(statistic=["mean"]), TypeError, "statistic must be a string or a callable"),
+    (dict(statistic=lambda x, axis: x[..., 0] + 1j), TypeError, "statistic must return real"),
 ]
 
 
@@ -539,6 +702,15 @@ def test_bad_input_names_the_argument(kwargs, error, match):
     kwargs = {"data": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "n_resamples": 10, **kwargs}
     with pytest.raises(error, match=match):
         bootstrap(**kwargs)
+
+
+def test_a_batch_beyond_memory_names_batch():
+    # a batch is at most n_resamples rows, so no call can ask for one too large to
+    # index; the helper that allocates every batch's indices says which argument
+    # to change
+    from fastkern.bootstrap import _index_array
+    with pytest.raises(MemoryError, match="batch is too large"):
+        _index_array((2**62, 4))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

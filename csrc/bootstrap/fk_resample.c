@@ -25,8 +25,8 @@ typedef struct {
 #pragma GCC optimize("fp-contract=off", "no-tree-vectorize")
 #endif
 
-/* The sums of d = x[i] - shift over the draws, and of d * d: chain j in s[j]
- * and q[j], added into the totals after each chunk. */
+/* The sums of x[i] over the draws, and of x[i] * x[i]: chain j in s[j] and q[j],
+ * added into the totals after each chunk. */
 #define FK_LOCALS \
     double s[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0}, total_s = 0, total_q = 0;
 #define FK_CHUNK_END \
@@ -37,29 +37,14 @@ typedef struct {
     *sum = total_s; \
     *sum2 = total_q;
 
-/* Without a shift (means): x - 0 is x, so the sums are the same without the
- * subtraction, which is worth skipping in a loop this tight. */
 #define FK_TAKE(i, j) (s[j] += x[i])
-#define FK_NAME fk_plain_sums_f64
+#define FK_NAME fk_sums_f64
 #define FK_PARAMS , const double *x, double *sum, double *sum2
 #include "fk_resample_impl.h"
 #undef FK_NAME
 #undef FK_PARAMS
-#define FK_NAME fk_plain_sums_f32
-#define FK_PARAMS , const float *x, double *sum, double *sum2
-#include "fk_resample_impl.h"
-#undef FK_NAME
-#undef FK_PARAMS
-#undef FK_TAKE
-
-#define FK_TAKE(i, j) (s[j] += x[i] - shift)
-#define FK_NAME fk_sums_f64
-#define FK_PARAMS , const double *x, double shift, double *sum, double *sum2
-#include "fk_resample_impl.h"
-#undef FK_NAME
-#undef FK_PARAMS
 #define FK_NAME fk_sums_f32
-#define FK_PARAMS , const float *x, double shift, double *sum, double *sum2
+#define FK_PARAMS , const float *x, double *sum, double *sum2
 #include "fk_resample_impl.h"
 #undef FK_NAME
 #undef FK_PARAMS
@@ -67,17 +52,17 @@ typedef struct {
 
 #define FK_TAKE(i, j) \
     do { \
-        const double d_ = x[i] - shift; \
+        const double d_ = x[i]; \
         s[j] += d_; \
         q[j] += d_ * d_; \
     } while (0)
 #define FK_NAME fk_sums_squares_f64
-#define FK_PARAMS , const double *x, double shift, double *sum, double *sum2
+#define FK_PARAMS , const double *x, double *sum, double *sum2
 #include "fk_resample_impl.h"
 #undef FK_NAME
 #undef FK_PARAMS
 #define FK_NAME fk_sums_squares_f32
-#define FK_PARAMS , const float *x, double shift, double *sum, double *sum2
+#define FK_PARAMS , const float *x, double *sum, double *sum2
 #include "fk_resample_impl.h"
 #undef FK_NAME
 #undef FK_PARAMS
@@ -87,28 +72,24 @@ typedef struct {
 #undef FK_CHUNK_END
 #undef FK_END
 
-void fk_resample_sums_f64(fk_pcg64 *g, const double *x, ptrdiff_t n, double shift,
-                          int squares, double *sum, double *sum2)
+void fk_resample_sums_f64(fk_pcg64 *g, const double *x, ptrdiff_t n, int squares,
+                          double *sum, double *sum2)
 {
     fk_resample_buffers b;
     if (squares)
-        fk_sums_squares_f64(&b, g, n, x, shift, sum, sum2);
-    else if (shift == 0)
-        fk_plain_sums_f64(&b, g, n, x, sum, sum2);
+        fk_sums_squares_f64(&b, g, n, x, sum, sum2);
     else
-        fk_sums_f64(&b, g, n, x, shift, sum, sum2);
+        fk_sums_f64(&b, g, n, x, sum, sum2);
 }
 
-void fk_resample_sums_f32(fk_pcg64 *g, const float *x, ptrdiff_t n, double shift,
-                          int squares, double *sum, double *sum2)
+void fk_resample_sums_f32(fk_pcg64 *g, const float *x, ptrdiff_t n, int squares,
+                          double *sum, double *sum2)
 {
     fk_resample_buffers b;
     if (squares)
-        fk_sums_squares_f32(&b, g, n, x, shift, sum, sum2);
-    else if (shift == 0)
-        fk_plain_sums_f32(&b, g, n, x, sum, sum2);
+        fk_sums_squares_f32(&b, g, n, x, sum, sum2);
     else
-        fk_sums_f32(&b, g, n, x, shift, sum, sum2);
+        fk_sums_f32(&b, g, n, x, sum, sum2);
 }
 
 /* The histogram of the draws' values. */

@@ -23,12 +23,13 @@
 extern "C" {
 #endif
 
-/* sum = the sum of d, and sum2 that of d * d (0 unless squares), over n draws of
- * d = x[i] - shift, i uniform in [0, n); n >= 1. */
-void fk_resample_sums_f64(fk_pcg64 *g, const double *x, ptrdiff_t n, double shift,
-                          int squares, double *sum, double *sum2);
-void fk_resample_sums_f32(fk_pcg64 *g, const float *x, ptrdiff_t n, double shift,
-                          int squares, double *sum, double *sum2);
+/* sum = the sum of x[i], and sum2 that of x[i] * x[i] (0 unless squares), over n
+ * draws of i uniform in [0, n); n >= 1.  (Sums of squares want centred values:
+ * the caller centres and scales x once, rather than every draw here.) */
+void fk_resample_sums_f64(fk_pcg64 *g, const double *x, ptrdiff_t n, int squares,
+                          double *sum, double *sum2);
+void fk_resample_sums_f32(fk_pcg64 *g, const float *x, ptrdiff_t n, int squares,
+                          double *sum, double *sum2);
 
 /* counts[inverse[i]] += 1 for n draws of i uniform in [0, n); n >= 1. */
 void fk_resample_counts(fk_pcg64 *g, const int64_t *inverse, ptrdiff_t n, int64_t *counts);

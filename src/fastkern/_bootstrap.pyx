@@ -15,17 +15,25 @@ PCG64 stream after the block's earlier resamples.  For each sample ``k`` in turn
 ``n_k <= 2**32``.  The draws are made by the C core in csrc/bootstrap, an inline
 copy of PCG64 and of that function (no call through NumPy's ``bitgen_t`` per
 draw), seeded in C from each block's spawn key (csrc/common/fk_seedseq.h).  The
-indices are drawn ``CHUNK`` at a time: this gives the same stream, because the only state kept
-between draws (PCG64's spare 32-bit half) lives in the stream itself.  The tests
-check all of this against NumPy.
+indices are drawn ``CHUNK`` at a time: this gives the same stream, because the
+only state kept between draws (PCG64's spare 32-bit half) lives in the stream
+itself.  The tests check all of this against NumPy.
+
+Ctrl-C
+------
+Every kernel runs its resamples in rounds of a fraction of a second and checks
+for signals between rounds (see _run_in_rounds): a long call stops on Ctrl-C,
+frees what it allocated, and gives the same values however it is cut.
 """
-from cython.parallel cimport parallel, prange
-from libc.math cimport NAN, sqrt
+from cython.parallel cimport prange, threadid
+from libc.math cimport NAN, ldexp, sqrt
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 import numpy as np
+
+from fastkern._rounds cimport Rounds
 
 cdef extern from "bootstrap/fk_integers.h" nogil:
     ctypedef struct fk_pcg64:
@@ -45,10 +53,10 @@ cdef extern from "common/fk_seedseq.h" nogil:
                               size_t u)
 
 cdef extern from "bootstrap/fk_resample.h" nogil:
-    void fk_resample_sums_f64(fk_pcg64 *g, const double *x, Py_ssize_t n, double shift,
-                              int squares, double *s, double *ss)
-    void fk_resample_sums_f32(fk_pcg64 *g, const float *x, Py_ssize_t n, double shift,
-                              int squares, double *s, double *ss)
+    void fk_resample_sums_f64(fk_pcg64 *g, const double *x, Py_ssize_t n, int squares,
+                              double *s, double *ss)
+    void fk_resample_sums_f32(fk_pcg64 *g, const float *x, Py_ssize_t n, int squares,
+                              double *s, double *ss)
     void fk_resample_counts(fk_pcg64 *g, const int64_t *inverse, Py_ssize_t n,
                             int64_t *counts)
 
@@ -174,32 +182,200 @@ def _pcg64_integers(bit_generator, uint64_t n, Py_ssize_t count):
 
 
 # ---------------------------------------------------------------------------
+# Running resamples in rounds, on lanes of blocks.
+#
+# The resamples r0..r1-1 of a call lie in blocks b0..b1-1.  They are dealt to
+# n_lanes lanes: lane j holds blocks b0 + j, b0 + j + n_lanes, b0 + j + 2 * n_lanes,
+# ... one after the other, so that its step s is resample s % BLOCK_SIZE of its
+# (s // BLOCK_SIZE)-th block.  Each round moves every lane on by the same steps
+# (a Rounds over steps), and between rounds Ctrl-C is answered.  A round can
+# thus be as short as one resample per lane, however long a block is (a large
+# sample).  The threads take the lanes of a round as they come, several lanes per
+# thread where a step is short: a thread that falls behind (the system runs
+# something else on its core) leaves its other lanes to the others.  Each
+# block's resamples are still drawn in order from its own stream, so how steps
+# are grouped into rounds and lanes, and which thread runs them, changes nothing
+# in the results.
+
+# The resamples of one block, first..stop-1, drawn from stream (the block's, on
+# the calling thread's stack), on thread `thread` of the call (0 to n_threads - 1:
+# the index of its scratch space); job is the kernel's.
+ctypedef void (*resamples_fn)(void *job, fk_pcg64 *stream, int thread,
+                              Py_ssize_t first, Py_ssize_t stop) noexcept nogil
+
+cdef struct lanes_t:
+    Py_ssize_t r0, r1       # the resamples
+    Py_ssize_t b0, b1       # their blocks
+    Py_ssize_t n_lanes
+
+cdef enum:
+    # Lanes per thread, at most: enough for the threads to balance a round
+    # between them, where a lane's step is short.
+    LANES_PER_THREAD = 8
+
+
+cdef int _n_threads(Py_ssize_t r0, Py_ssize_t r1, int n_threads) noexcept:
+    """Threads for resamples r0..r1-1: no more than their blocks."""
+    cdef Py_ssize_t blocks = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE - r0 // _BLOCK_SIZE
+    return <int>max(1, min(<Py_ssize_t>n_threads, blocks))
+
+
+cdef void _lane_steps(BlockStreams streams, const lanes_t *L, Py_ssize_t lane, Py_ssize_t lo,
+                      Py_ssize_t hi, resamples_fn fn, void *job, int thread) noexcept nogil:
+    """Steps lo..hi-1 of a lane: the resamples they stand for, block by block."""
+    cdef Py_ssize_t s = lo, k, b, base, first, stop
+    cdef fk_pcg64 stream
+    while s < hi:
+        k = s // _BLOCK_SIZE                    # the lane's k-th block
+        b = L.b0 + lane + k * L.n_lanes
+        if b >= L.b1:
+            break
+        base = (b - k) * _BLOCK_SIZE            # resample = base + step
+        first = max(L.r0, base + s)
+        stop = min(L.r1, base + min(hi, (k + 1) * _BLOCK_SIZE))
+        if first < stop:
+            stream = streams.start(b)       # a thread's own copy: see BlockStreams
+            fn(job, &stream, thread, first, stop)
+            streams.states[b] = stream
+        s = (k + 1) * _BLOCK_SIZE
+
+
+# Draws per lane in a round, at least (where a resample makes fewer): some 2 ms of
+# work.  Rounds start this long rather than at one step, as every round ends in a
+# wait for the slowest thread: on a loaded machine, many short rounds cost.
+cdef Py_ssize_t _MIN_ROUND_DRAWS = 1 << 20
+# Draws per thread in a round of one step per lane, at most (where a resample
+# makes fewer): some 10 ms, so that a round stays short for a large sample.
+cdef Py_ssize_t _MAX_STEP_DRAWS = 1 << 22
+
+
+cdef int _run_in_rounds(BlockStreams streams, Py_ssize_t r0, Py_ssize_t r1, int n_threads,
+                        Py_ssize_t draws, resamples_fn fn, void *job) except -1:
+    """fn over resamples r0..r1-1 on n_threads threads (at most _n_threads(r0, r1,
+    ...)), in rounds (see above), where a resample makes `draws` draws.
+    KeyboardInterrupt propagates from between rounds; the caller frees job's
+    buffers whatever happens."""
+    cdef lanes_t L
+    cdef Py_ssize_t lane, lo, hi
+    cdef Rounds rounds
+    if r1 <= r0:
+        return 0
+    L.r0 = r0
+    L.r1 = r1
+    L.b0 = r0 // _BLOCK_SIZE
+    L.b1 = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE
+    L.n_lanes = 1 if n_threads == 1 else n_threads * max(
+        1, min(<Py_ssize_t>LANES_PER_THREAD, _MAX_STEP_DRAWS // max(draws, 1)))
+    L.n_lanes = min(L.n_lanes, L.b1 - L.b0)
+    if L.b1 > streams.n_blocks:
+        raise ValueError("fewer streams than blocks")
+    rounds = Rounds((L.b1 - L.b0 + L.n_lanes - 1) // L.n_lanes * _BLOCK_SIZE,
+                    _MIN_ROUND_DRAWS // max(draws, 1))
+    while rounds.next():
+        lo = rounds.start
+        hi = rounds.stop
+        for lane in prange(L.n_lanes, nogil=True, schedule="dynamic", chunksize=1,
+                           num_threads=n_threads):
+            _lane_steps(streams, &L, lane, lo, hi, fn, job, threadid())
+    return 0
+
+
+# Largest array that each thread copies for itself (_thread_copies): about one
+# core's L2 cache.
+cdef size_t _OWN_COPY_MAX_BYTES = 2 << 20
+
+
+cdef const void **_thread_copies(const void *p, size_t nbytes, int n_threads) except NULL:
+    """One copy of p per thread, when there are several threads and p fits in a
+    core's cache; else p itself (and p too where a copy cannot be allocated: it
+    only saves time).  Free with _free_thread_copies.
+
+    On the 2-core machine, two threads gathering at random from one shared
+    100,000-element array ran about 15% slower than each from its own copy, and
+    the mean's 2-worker speed-up went from 1.4-1.7x to 1.9-2.0x with copies; for
+    an 8 MB array the copies cost more than they saved.
+    """
+    cdef const void **copies = <const void **>malloc(n_threads * sizeof(void *))
+    cdef void *q
+    cdef int t
+    if copies == NULL:
+        raise MemoryError()
+    for t in range(n_threads):
+        copies[t] = p
+        if n_threads > 1 and nbytes <= _OWN_COPY_MAX_BYTES:
+            q = malloc(nbytes)
+            if q != NULL:
+                memcpy(q, p, nbytes)
+                copies[t] = q
+    return copies
+
+
+cdef void _free_thread_copies(const void **copies, const void *p, int n_threads) noexcept:
+    cdef int t
+    if copies == NULL:
+        return
+    for t in range(n_threads):
+        if copies[t] != p:
+            free(<void *>copies[t])
+    free(copies)
+
+
+# ---------------------------------------------------------------------------
 # Moment statistics: mean, var, std, mean_diff, pearsonr.  A resample is reduced
-# to sums of shifted values (x - cx, y - cy) as its indices are drawn; the shifts
-# (0 for means, the sample mean for var/std/pearsonr) keep the sums of squares
-# free of cancellation.
+# to sums of its values as its indices are drawn.  bootstrap.py prepares the
+# values: times 2**-e, a power of two that keeps every sum within range (exact,
+# so nothing else changes), and, for var, std and pearsonr, less the sample mean,
+# which keeps the sums of squares free of cancellation.  The statistic is then
+# scaled back by 2**e.
+
+cdef struct moments_job:
+    int kind
+    double ddof
+    bint paired
+    Py_ssize_t nx, ny        # observations of x and of y
+    int ex, ey               # x and y are the sample's values times 2**-ex, 2**-ey
+    const void **x           # per thread: the values (or the thread's copy of them)
+    const void **y
+    double *out
+
 
 cdef struct moments_t:
     double nx, ny            # observations of x and of y
-    double sx, sy            # sums of x - cx and y - cy
+    double sx, sy            # sums of x and y
     double sxx, syy, sxy     # sums of squares and of products (var, std, pearsonr)
     bint const_x, const_y    # every x (y) in the resample equal (pearsonr)
 
 
-cdef inline double _finish_moments(int kind, const moments_t *m, double ddof) noexcept nogil:
+cdef moments_job _moments_job(int kind, Py_ssize_t nx, Py_ssize_t ny, int ex, int ey,
+                              double ddof, bint paired) noexcept:
+    cdef moments_job job
+    job.kind = kind
+    job.nx = nx
+    job.ny = ny
+    job.ex = ex
+    job.ey = ey
+    job.ddof = ddof
+    job.paired = paired
+    job.x = job.y = NULL
+    job.out = NULL
+    return job
+
+
+cdef inline double _finish_moments(const moments_job *job, const moments_t *m) noexcept nogil:
     """The statistic from a resample's (or a sample's) sums."""
+    cdef int kind = job.kind
     cdef double v, vx, vy, r
     if kind == MEAN:
-        return m.sx / m.nx
+        return ldexp(m.sx / m.nx, job.ex)
     if kind == MEAN_DIFF:
-        return m.sx / m.nx - m.sy / m.ny
+        return ldexp(m.sx / m.nx, job.ex) - ldexp(m.sy / m.ny, job.ey)
     if kind == VAR or kind == STD:
-        if m.nx - ddof <= 0:
+        if m.nx - job.ddof <= 0:
             return NAN
-        v = (m.sxx - m.sx * m.sx / m.nx) / (m.nx - ddof)
+        v = (m.sxx - m.sx * m.sx / m.nx) / (m.nx - job.ddof)
         v = max(v, 0.0)
-        return v if kind == VAR else sqrt(v)
-    # PEARSONR
+        return ldexp(v, 2 * job.ex) if kind == VAR else ldexp(sqrt(v), job.ex)
+    # PEARSONR: the same for any scale of x and y
     if m.const_x or m.const_y:
         return NAN
     vx = m.sxx - m.sx * m.sx / m.nx
@@ -210,18 +386,18 @@ cdef inline double _finish_moments(int kind, const moments_t *m, double ddof) no
     return min(1.0, max(-1.0, r))
 
 
-cdef void _draw_sums(fk_pcg64 *gen, const real_t *x, Py_ssize_t n, double shift,
-                     bint squares, double *s, double *ss) noexcept nogil:
-    """Sums of d and d*d over n draws of d = x[i] - shift, i uniform in [0, n)
-    (four chains of additions per chunk; see csrc/bootstrap/fk_resample.h)."""
+cdef void _draw_sums(fk_pcg64 *gen, const real_t *x, Py_ssize_t n, bint squares, double *s,
+                     double *ss) noexcept nogil:
+    """Sums of x[i] and x[i]**2 over n draws of i uniform in [0, n) (four chains of
+    additions per chunk; see csrc/bootstrap/fk_resample.h)."""
     if real_t is double:
-        fk_resample_sums_f64(gen, x, n, shift, squares, s, ss)
+        fk_resample_sums_f64(gen, x, n, squares, s, ss)
     else:
-        fk_resample_sums_f32(gen, x, n, shift, squares, s, ss)
+        fk_resample_sums_f32(gen, x, n, squares, s, ss)
 
 
 cdef void _draw_pair_sums(fk_pcg64 *gen, const real_t *x, const real_t *y, Py_ssize_t n,
-                          double cx, double cy, bint products, moments_t *m) noexcept nogil:
+                          bint products, moments_t *m) noexcept nogil:
     """The sums of moments_t over n draws of pairs (x[i], y[i])."""
     cdef uint64_t idx[CHUNK]
     cdef Py_ssize_t done = 0, cnt, k
@@ -235,11 +411,11 @@ cdef void _draw_pair_sums(fk_pcg64 *gen, const real_t *x, const real_t *y, Py_ss
         c[0] = c[1] = c[2] = c[3] = c[4] = 0
         if products:
             if done == 0:
-                dx0 = x[idx[0]] - cx
-                dy0 = y[idx[0]] - cy
+                dx0 = x[idx[0]]
+                dy0 = y[idx[0]]
             for k in range(cnt):
-                dx = x[idx[k]] - cx
-                dy = y[idx[k]] - cy
+                dx = x[idx[k]]
+                dy = y[idx[k]]
                 c[0] += dx
                 c[1] += dy
                 c[2] += dx * dx
@@ -249,8 +425,8 @@ cdef void _draw_pair_sums(fk_pcg64 *gen, const real_t *x, const real_t *y, Py_ss
                 m.const_y = m.const_y & (dy == dy0)
         else:
             for k in range(cnt):
-                c[0] += x[idx[k]] - cx
-                c[1] += y[idx[k]] - cy
+                c[0] += x[idx[k]]
+                c[1] += y[idx[k]]
         m.sx += c[0]
         m.sy += c[1]
         m.sxx += c[2]
@@ -259,152 +435,145 @@ cdef void _draw_pair_sums(fk_pcg64 *gen, const real_t *x, const real_t *y, Py_ss
         done += cnt
 
 
-cdef double _resample_moments(fk_pcg64 *gen, int kind, const real_t *x, const real_t *y,
-                              Py_ssize_t nx, Py_ssize_t ny, double cx, double cy,
-                              double ddof, bint paired) noexcept nogil:
+cdef double _resample_moments(fk_pcg64 *gen, const moments_job *job, const real_t *x,
+                              const real_t *y) noexcept nogil:
     """The statistic of one resample, drawn from gen."""
     cdef moments_t m
-    m.nx = nx
-    m.ny = ny
-    if kind == MEAN_DIFF and paired:
-        _draw_pair_sums(gen, x, y, nx, cx, cy, False, &m)
+    cdef int kind = job.kind
+    m.nx = job.nx
+    m.ny = job.ny
+    if kind == MEAN_DIFF and job.paired:
+        _draw_pair_sums(gen, x, y, job.nx, False, &m)
     elif kind == PEARSONR:
-        _draw_pair_sums(gen, x, y, nx, cx, cy, True, &m)
+        _draw_pair_sums(gen, x, y, job.nx, True, &m)
     else:
-        _draw_sums(gen, x, nx, cx, kind == VAR or kind == STD, &m.sx, &m.sxx)
+        _draw_sums(gen, x, job.nx, kind == VAR or kind == STD, &m.sx, &m.sxx)
         if kind == MEAN_DIFF:
-            _draw_sums(gen, y, ny, cy, False, &m.sy, &m.syy)
-    return _finish_moments(kind, &m, ddof)
+            _draw_sums(gen, y, job.ny, False, &m.sy, &m.syy)
+    return _finish_moments(job, &m)
 
 
-# Largest array that each thread copies for itself (_own_copy): about one core's
-# L2 cache.
-cdef size_t _OWN_COPY_MAX_BYTES = 2 << 20
+cdef inline void _moment_resamples(moments_job *job, const real_t *x, const real_t *y,
+                                   fk_pcg64 *gen, Py_ssize_t first,
+                                   Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(first, stop):
+        job.out[r] = _resample_moments(gen, job, x, y)
 
 
-cdef const void *_own_copy(const void *p, size_t nbytes, int n_threads) noexcept nogil:
-    """A copy of p for the calling thread, when several threads gather from it and
-    it fits in a core's cache; else p itself (and p too if the copy cannot be
-    allocated: it only saves time).
-
-    On the 2-core machine, two threads gathering at random from one shared
-    100,000-element array ran about 15% slower than each from its own copy, and
-    the mean's 2-worker speed-up went from 1.4-1.7x to 1.9-2.0x with copies; for
-    an 8 MB array the copies cost more than they saved.  Free with _free_copy.
-    """
-    cdef void *q
-    if n_threads <= 1 or nbytes > _OWN_COPY_MAX_BYTES:
-        return p
-    q = malloc(nbytes)
-    if q == NULL:
-        return p
-    memcpy(q, p, nbytes)
-    return q
+cdef void _moment_resamples_f64(void *p, fk_pcg64 *gen, int thread, Py_ssize_t first,
+                                Py_ssize_t stop) noexcept nogil:
+    cdef moments_job *job = <moments_job *>p
+    _moment_resamples(job, <const double *>job.x[thread], <const double *>job.y[thread], gen,
+                      first, stop)
 
 
-cdef inline void _free_copy(const void *q, const void *p) noexcept nogil:
-    if q != p:
-        free(<void *>q)
+cdef void _moment_resamples_f32(void *p, fk_pcg64 *gen, int thread, Py_ssize_t first,
+                                Py_ssize_t stop) noexcept nogil:
+    cdef moments_job *job = <moments_job *>p
+    _moment_resamples(job, <const float *>job.x[thread], <const float *>job.y[thread], gen,
+                      first, stop)
 
 
 def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
-                     const real_t[::1] y, double cx, double cy, double ddof, bint paired,
+                     const real_t[::1] y, int ex, int ey, double ddof, bint paired,
                      double[::1] out, int n_threads):
-    """out[r] = the statistic of resample r, for r < len(out) (moment statistics).
+    """out[r] = the statistic of resample r, for r < len(out) (moment statistics),
+    where x and y are the sample's values times 2**-ex and 2**-ey, centred for
+    VAR, STD and PEARSONR (see bootstrap._MomentStatistic).
 
     y is ignored (pass x) unless kind is MEAN_DIFF or PEARSONR; for PEARSONR and a
     paired MEAN_DIFF, len(y) == len(x).
     """
     cdef Py_ssize_t n_out = out.shape[0]
-    cdef Py_ssize_t n_blocks = (n_out + _BLOCK_SIZE - 1) // _BLOCK_SIZE
-    cdef Py_ssize_t b, r
-    cdef Py_ssize_t nx = x.shape[0], ny = y.shape[0]
-    cdef const real_t *px = &x[0]
-    cdef const real_t *py = &y[0]
-    cdef double *pout = &out[0]
-    cdef const real_t *tx = NULL   # thread-private in the parallel block
-    cdef const real_t *ty = NULL
-    cdef fk_pcg64 stream
-    if n_blocks > streams.n_blocks:
-        raise ValueError("fewer streams than blocks")
-    n_threads = <int>max(1, min(n_threads, n_blocks))
-    with nogil, parallel(num_threads=n_threads):
-        tx = <const real_t *>_own_copy(px, nx * sizeof(real_t), n_threads)
-        ty = tx if py == px else <const real_t *>_own_copy(py, ny * sizeof(real_t), n_threads)
-        for b in prange(n_blocks, schedule="dynamic"):
-            stream = streams.start(b)       # a thread's own copy: see BlockStreams
-            for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-                pout[r] = _resample_moments(&stream, kind, tx, ty, nx, ny, cx, cy, ddof,
-                                            paired)
-            streams.states[b] = stream
-        if ty != tx:
-            _free_copy(ty, py)
-        _free_copy(tx, px)
+    cdef moments_job job = _moments_job(kind, x.shape[0], y.shape[0], ex, ey, ddof, paired)
+    cdef resamples_fn fn
+    if n_out == 0:
+        return
+    if real_t is double:
+        fn = _moment_resamples_f64
+    else:
+        fn = _moment_resamples_f32
+    n_threads = _n_threads(0, n_out, n_threads)
+    job.out = &out[0]
+    try:
+        job.x = _thread_copies(&x[0], x.shape[0] * sizeof(real_t), n_threads)
+        job.y = job.x if &y[0] == &x[0] else \
+            _thread_copies(&y[0], y.shape[0] * sizeof(real_t), n_threads)
+        _run_in_rounds(streams, 0, n_out, n_threads,
+                       job.nx + (job.ny if kind == MEAN_DIFF and not paired else 0), fn,
+                       &job)
+    finally:
+        if job.y != job.x:
+            _free_thread_copies(job.y, &y[0], n_threads)
+        _free_thread_copies(job.x, &x[0], n_threads)
 
 
-cdef void _totals(int kind, const real_t *x, const real_t *y, Py_ssize_t nx, Py_ssize_t ny,
-                  double cx, double cy, bint paired, moments_t *m) noexcept nogil:
+cdef void _totals(const moments_job *job, const real_t *x, const real_t *y,
+                  moments_t *m) noexcept nogil:
     """The sums of moments_t over the whole sample (each observation once)."""
     cdef Py_ssize_t i
     cdef double dx, dy
-    m.nx = nx
-    m.ny = ny
+    m.nx = job.nx
+    m.ny = job.ny
     m.sx = m.sy = m.sxx = m.syy = m.sxy = 0
     m.const_x = m.const_y = True
-    for i in range(nx):
-        dx = x[i] - cx
+    for i in range(job.nx):
+        dx = x[i]
         m.sx += dx
         m.sxx += dx * dx
-        m.const_x = m.const_x & (dx == x[0] - cx)
-    if kind == MEAN_DIFF or kind == PEARSONR:
-        for i in range(ny):
-            dy = y[i] - cy
+        m.const_x = m.const_x & (dx == x[0])
+    if job.kind == MEAN_DIFF or job.kind == PEARSONR:
+        for i in range(job.ny):
+            dy = y[i]
             m.sy += dy
             m.syy += dy * dy
-            m.const_y = m.const_y & (dy == y[0] - cy)
-            if paired:
-                m.sxy += (x[i] - cx) * dy
+            m.const_y = m.const_y & (dy == y[0])
+            if job.paired:
+                m.sxy += x[i] * dy
 
 
-def sample_moments(int kind, const real_t[::1] x, const real_t[::1] y, double cx,
-                   double cy, double ddof, bint paired):
-    """The statistic of the sample itself (moment statistics)."""
+def sample_moments(int kind, const real_t[::1] x, const real_t[::1] y, int ex, int ey,
+                   double ddof, bint paired):
+    """The statistic of the sample itself (moment statistics; x, y, ex and ey as
+    for resample_moments)."""
     cdef moments_t m
+    cdef moments_job job = _moments_job(kind, x.shape[0], y.shape[0], ex, ey, ddof, paired)
     with nogil:
-        _totals(kind, &x[0], &y[0], x.shape[0], y.shape[0], cx, cy, paired, &m)
-    return _finish_moments(kind, &m, ddof)
+        _totals(&job, &x[0], &y[0], &m)
+    return _finish_moments(&job, &m)
 
 
-def jackknife_moments(int kind, const real_t[::1] x, const real_t[::1] y, double cx,
-                      double cy, double ddof, bint paired, double[::1] out_x,
-                      double[::1] out_y):
+def jackknife_moments(int kind, const real_t[::1] x, const real_t[::1] y, int ex, int ey,
+                      double ddof, bint paired, double[::1] out_x, double[::1] out_y):
     """Leave-one-out statistics in O(n): out_x[i] leaves out x[i] (the pair i when
     paired); out_y[j], for an unpaired MEAN_DIFF only, leaves out y[j]."""
     cdef moments_t t, m
+    cdef moments_job job = _moments_job(kind, x.shape[0], y.shape[0], ex, ey, ddof, paired)
     cdef Py_ssize_t i, nx = x.shape[0], ny = y.shape[0]
     cdef double dx, dy
     with nogil:
-        _totals(kind, &x[0], &y[0], nx, ny, cx, cy, paired, &t)
+        _totals(&job, &x[0], &y[0], &t)
         t.const_x = t.const_y = False  # a leave-one-out constant sample gives v <= 0
         for i in range(nx):
             m = t
-            dx = x[i] - cx
+            dx = x[i]
             m.nx = nx - 1
             m.sx -= dx
             m.sxx -= dx * dx
             if paired and (kind == MEAN_DIFF or kind == PEARSONR):
-                dy = y[i] - cy
+                dy = y[i]
                 m.ny = ny - 1
                 m.sy -= dy
                 m.syy -= dy * dy
                 m.sxy -= dx * dy
-            out_x[i] = _finish_moments(kind, &m, ddof)
+            out_x[i] = _finish_moments(&job, &m)
         if kind == MEAN_DIFF and not paired:
             for i in range(ny):
                 m = t
                 m.ny = ny - 1
-                m.sy -= y[i] - cy
-                out_y[i] = _finish_moments(kind, &m, ddof)
+                m.sy -= y[i]
+                out_y[i] = _finish_moments(&job, &m)
 
 
 # ---------------------------------------------------------------------------
@@ -483,42 +652,57 @@ cdef inline void _draw_counts(fk_pcg64 *gen, const int64_t *inverse, Py_ssize_t 
     fk_resample_counts(gen, inverse, n, counts)
 
 
+cdef struct order_job:
+    int kind
+    Py_ssize_t n, n_values, lo, hi
+    double gamma
+    const int64_t **inverse  # per thread: the ranks (or the thread's copy of them)
+    const double *values
+    int64_t *counts          # per thread: a histogram of n_values counts, zero between uses
+    double *out
+
+
+cdef void _order_resamples(void *p, fk_pcg64 *gen, int thread, Py_ssize_t first,
+                           Py_ssize_t stop) noexcept nogil:
+    cdef order_job *job = <order_job *>p
+    cdef int64_t *counts = job.counts + thread * job.n_values
+    cdef Py_ssize_t r
+    for r in range(first, stop):
+        _draw_counts(gen, job.inverse[thread], job.n, counts)
+        job.out[r] = _order_statistic(job.kind, counts, job.values, job.lo, job.hi,
+                                      job.gamma)
+        memset(counts, 0, job.n_values * sizeof(int64_t))
+
+
 def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
                    const double[::1] values, Py_ssize_t lo, Py_ssize_t hi, double gamma,
                    double[::1] out, int n_threads):
     """out[r] = the statistic of resample r (order statistics), where the sample is
     values[inverse] and lo, hi, gamma are as for _order_statistic."""
     cdef Py_ssize_t n_out = out.shape[0]
-    cdef Py_ssize_t n_blocks = (n_out + _BLOCK_SIZE - 1) // _BLOCK_SIZE
-    cdef Py_ssize_t n = inverse.shape[0], n_values = values.shape[0]
-    cdef const int64_t *pinv = &inverse[0]
-    cdef const double *pval = &values[0]
-    cdef double *pout = &out[0]
-    cdef int64_t *counts = NULL    # thread-private in the parallel block
-    cdef const int64_t *tinv = NULL
-    cdef Py_ssize_t b, r
-    cdef int failed = 0
-    cdef fk_pcg64 stream
-    if n_blocks > streams.n_blocks:
-        raise ValueError("fewer streams than blocks")
-    n_threads = <int>max(1, min(n_threads, n_blocks))
-    with nogil, parallel(num_threads=n_threads):
-        counts = <int64_t *>calloc(n_values, sizeof(int64_t))
-        tinv = <const int64_t *>_own_copy(pinv, n * sizeof(int64_t), n_threads)
-        for b in prange(n_blocks, schedule="dynamic"):
-            if counts == NULL:
-                failed += 1
-                continue
-            stream = streams.start(b)       # a thread's own copy: see BlockStreams
-            for r in range(b * _BLOCK_SIZE, min(n_out, (b + 1) * _BLOCK_SIZE)):
-                _draw_counts(&stream, tinv, n, counts)
-                pout[r] = _order_statistic(kind, counts, pval, lo, hi, gamma)
-                memset(counts, 0, n_values * sizeof(int64_t))
-            streams.states[b] = stream
-        _free_copy(tinv, pinv)
-        free(counts)
-    if failed:
+    cdef order_job job
+    if n_out == 0:
+        return
+    n_threads = _n_threads(0, n_out, n_threads)
+    job.kind = kind
+    job.n = inverse.shape[0]
+    job.n_values = values.shape[0]
+    job.lo = lo
+    job.hi = hi
+    job.gamma = gamma
+    job.values = &values[0]
+    job.out = &out[0]
+    job.inverse = NULL
+    job.counts = <int64_t *>calloc(n_threads * job.n_values, sizeof(int64_t))
+    if job.counts == NULL:
         raise MemoryError("bootstrap: could not allocate a histogram per thread")
+    try:
+        job.inverse = <const int64_t **>_thread_copies(&inverse[0], job.n * sizeof(int64_t),
+                                                       n_threads)
+        _run_in_rounds(streams, 0, n_out, n_threads, job.n, _order_resamples, &job)
+    finally:
+        _free_thread_copies(<const void **>job.inverse, &inverse[0], n_threads)
+        free(job.counts)
 
 
 def sample_order(int kind, const int64_t[::1] counts, const double[::1] values,
@@ -561,6 +745,26 @@ def jackknife_order(int kind, const double[::1] sorted_x, const int64_t[::1] sta
 # ---------------------------------------------------------------------------
 # Callable statistics: the indices themselves, a batch of resamples at a time.
 
+cdef struct indices_job:
+    const int64_t *sizes
+    Py_ssize_t n_samples
+    Py_ssize_t r0            # the resample of out's first row
+    Py_ssize_t row           # out's row length, sum(sizes)
+    int64_t *out
+
+
+cdef void _index_resamples(void *p, fk_pcg64 *gen, int thread, Py_ssize_t first,
+                           Py_ssize_t stop) noexcept nogil:
+    cdef indices_job *job = <indices_job *>p
+    cdef Py_ssize_t r, k
+    cdef int64_t *at
+    for r in range(first, stop):
+        at = job.out + (r - job.r0) * job.row
+        for k in range(job.n_samples):
+            fk_pcg64_integers(gen, job.sizes[k], job.sizes[k], <uint64_t *>at)
+            at += job.sizes[k]
+
+
 def fill_indices(BlockStreams streams, Py_ssize_t r0, const int64_t[::1] sizes,
                  int64_t[:, ::1] out, int n_threads):
     """Row i of out = the indices of resample r0 + i: sizes[0] indices into sample 0,
@@ -569,20 +773,13 @@ def fill_indices(BlockStreams streams, Py_ssize_t r0, const int64_t[::1] sizes,
     Resamples must be asked for in order, each once: a block's stream moves on.
     """
     cdef Py_ssize_t r1 = r0 + out.shape[0]
-    cdef Py_ssize_t b0 = r0 // _BLOCK_SIZE
-    cdef Py_ssize_t b1 = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE
-    cdef Py_ssize_t b, r, k, col
-    cdef Py_ssize_t n_samples = sizes.shape[0]
-    cdef fk_pcg64 stream
+    cdef indices_job job
     if out.shape[0] == 0:
         return
-    if b1 > streams.n_blocks:
-        raise ValueError("fewer streams than blocks")
-    for b in prange(b0, b1, nogil=True, schedule="dynamic", num_threads=n_threads):
-        stream = streams.start(b)       # a thread's own copy: see BlockStreams
-        for r in range(max(r0, b * _BLOCK_SIZE), min(r1, (b + 1) * _BLOCK_SIZE)):
-            col = 0
-            for k in range(n_samples):
-                fk_pcg64_integers(&stream, sizes[k], sizes[k], <uint64_t *>&out[r - r0, col])
-                col = col + sizes[k]
-        streams.states[b] = stream
+    job.sizes = &sizes[0]
+    job.n_samples = sizes.shape[0]
+    job.r0 = r0
+    job.row = out.shape[1]
+    job.out = &out[0, 0]
+    _run_in_rounds(streams, r0, r1, _n_threads(r0, r1, n_threads), job.row, _index_resamples,
+                   &job)

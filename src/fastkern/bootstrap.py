@@ -60,6 +60,9 @@ _METHODS = ("percentile", "basic", "bca")
 _ALTERNATIVES = ("two-sided", "less", "greater")
 # Index elements (int64) per batch of resamples of a callable statistic: 32 MiB.
 _CALLABLE_BATCH_ELEMENTS = 1 << 22
+# More resamples than any machine can hold (2**63 bytes of float64): a larger
+# n_resamples is an error before anything is allocated.
+_MAX_RESAMPLES = 2**60
 
 
 def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95,
@@ -98,8 +101,9 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
         A callable ``statistic(*samples)`` that takes one resample and returns
         one value works too (``vectorized=False``), called once per resample.
     n_resamples : int, optional
-        Number of resamples (default 9999).  May be 0 when ``bootstrap_result`` is
-        given, to recompute the interval only.
+        Number of resamples (default 9999), at most 2**60.  May be 0 when
+        ``bootstrap_result`` is given, to recompute the interval only.  The
+        ``bootstrap_distribution`` is allocated before any work is done.
     confidence_level : float, optional
         Confidence level of the interval, in (0, 1).  Default 0.95.
     method : {"BCa", "percentile", "basic"}, optional
@@ -152,8 +156,10 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
         sample (one draw of ``n`` indices for paired samples); see Notes.
     workers : int, optional
         Threads to use; ``None`` uses the default (see :func:`fastkern.set_workers`),
-        negative values count back from the number of CPUs.  The result does not
-        depend on it.
+        negative values count back from the number of CPUs.  A call starts no more
+        threads than it has blocks of resamples, nor more than 4 per CPU, and
+        one in a process made by ``fork()``.  The result does
+        not depend on it.
 
     Returns
     -------
@@ -169,12 +175,18 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
         values, an ``axis`` out of range, samples whose other axes do not
         broadcast together, paired samples of different lengths, a
         number of samples the statistic does not take, an unknown statistic,
-        method or alternative, ``n_resamples < 1`` without ``bootstrap_result``,
-        ``confidence_level`` outside (0, 1), or ``q``, ``ddof`` or
-        ``proportiontocut`` out of range.
+        method or alternative, ``n_resamples < 1`` without ``bootstrap_result``
+        or above 2**60, ``confidence_level`` outside (0, 1), ``q``, ``ddof``,
+        ``proportiontocut`` or ``batch`` out of range, or ``workers`` of 0, at
+        least 2**31, or below minus the number of CPUs.
     TypeError
         For arguments of the wrong type, such as complex data or a seed that is
         not one of the accepted kinds.
+    MemoryError
+        When the ``bootstrap_distribution`` of ``n_resamples`` cannot be allocated.
+    KeyboardInterrupt
+        On Ctrl-C: a long call stops within a fraction of a second (between
+        rounds of resamples), frees what it allocated, and the next call works.
 
     Warns
     -----
@@ -203,8 +215,11 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
             theta[b * BLOCK_SIZE + r] = statistic(x[rng.integers(0, n, size=n)])
 
     Built-in statistics are computed in float64: ``mean``, ``var`` and friends from
-    sums of (shifted) values, ``median``, ``quantile`` and ``trimmed_mean`` exactly
-    from order statistics, with NumPy's interpolation.
+    sums of values (less the sample mean for ``var``, ``std`` and ``pearsonr``)
+    scaled by a power of two, which is exact and keeps the sums in range, so data
+    near 1e-300 or 1e300 give the statistic of data near 1 times their scale;
+    ``median``, ``quantile`` and ``trimmed_mean`` exactly from order statistics,
+    with NumPy's interpolation.
 
     References
     ----------
@@ -236,29 +251,40 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     samples, shape, is_sequence = batched
     previous = _previous_distribution(bootstrap_result, shape)
     root = _seeding.root_seed(seed)  # once: every element draws the same indices
-    results = []
+    low, high, standard_error = (np.empty(shape) for _ in range(3))
+    dist = None
     for index in np.ndindex(*shape):
         one = [s[index] for s in samples]
         prior = None if previous is None else BootstrapResult(None, previous[index], None)
-        results.append(_bootstrap_1d(one if is_sequence else one[0], prior, root, workers,
-                                     options))
-
-    def stack(get):
-        return np.array([get(r) for r in results], dtype=np.float64).reshape(shape)
-
-    return BootstrapResult(
-        confidence_interval=ConfidenceInterval(stack(lambda r: r.confidence_interval.low),
-                                               stack(lambda r: r.confidence_interval.high)),
-        bootstrap_distribution=np.stack([r.bootstrap_distribution for r in results])
-        .reshape(*shape, -1),
-        standard_error=stack(lambda r: r.standard_error))
+        plan = _plan(one if is_sequence else one[0], bootstrap_result=prior, seed=root,
+                     **options)
+        if dist is None:  # once the first plan has checked every argument
+            dist = _empty_distribution((*shape, _total_resamples(plan)))
+        res = _run(plan, workers, dist[index])
+        low[index], high[index] = res.confidence_interval
+        standard_error[index] = res.standard_error
+    return BootstrapResult(confidence_interval=ConfidenceInterval(low, high),
+                           bootstrap_distribution=dist, standard_error=standard_error)
 
 
 def _bootstrap_1d(data, bootstrap_result, seed, workers, options):
     """bootstrap() for samples of one dimension."""
     plan = _plan(data, bootstrap_result=bootstrap_result, seed=seed, **options)
-    dist = resample_blocks(plan, 0, plan.n_blocks, resolve_workers(workers))
-    return finish(plan, [dist])
+    return _run(plan, workers, _empty_distribution(_total_resamples(plan)))
+
+
+def _total_resamples(plan):
+    """Length of a plan's bootstrap_distribution: the previous resamples and its own."""
+    return plan.n_resamples + (0 if plan.previous is None else plan.previous.size)
+
+
+def _run(plan, workers, out):
+    """Resample a plan into out, after its previous distribution, and finish."""
+    first = out.size - plan.n_resamples
+    if plan.previous is not None:
+        out[:first] = plan.previous
+    resample_blocks(plan, 0, plan.n_blocks, workers, out=out[first:])
+    return _result(plan, out)
 
 
 @dataclasses.dataclass
@@ -291,12 +317,17 @@ def _plan(data, statistic, n_resamples, confidence_level, method, alternative, p
                  confidence_level, method, alternative, previous)
 
 
-def resample_blocks(plan, first, stop, n_threads):
+def resample_blocks(plan, first, stop, workers, out=None):
     """The bootstrap distribution of blocks first..stop-1 of a plan, shape
     (resamples in those blocks,): any split of the blocks gives the same values,
-    so that the blocks can be spread over processes or machines."""
+    so that the blocks can be spread over processes or machines.
+
+    ``workers`` is resolved here, where the blocks run, and bounded by their
+    number; ``out``, if given, receives the values (and is returned).
+    """
     n = min(stop * BLOCK_SIZE, plan.n_resamples) - first * BLOCK_SIZE
-    dist = np.empty(max(n, 0), dtype=np.float64)
+    n_threads = resolve_workers(workers, units=stop - first)
+    dist = _empty_distribution(max(n, 0)) if out is None else out
     if n > 0:
         streams = _bootstrap.BlockStreams(_seeding.root_words(plan.root), plan.root.pool_size,
                                           first, stop - first)
@@ -306,16 +337,43 @@ def resample_blocks(plan, first, stop, n_threads):
 
 def finish(plan, parts):
     """The BootstrapResult from the distributions of consecutive block ranges."""
-    dist = np.concatenate(parts) if parts else np.empty(0)
-    if plan.previous is not None:
-        dist = np.concatenate([plan.previous, dist])
+    parts = ([] if plan.previous is None else [plan.previous]) + list(parts)
+    return _result(plan, np.concatenate(parts) if parts else np.empty(0))
+
+
+def _result(plan, dist):
+    """The BootstrapResult of a plan whose whole distribution is dist."""
     theta_hat = plan.estimator.observed()
     jackknife = plan.estimator.jackknife() if plan.method == "bca" else None
     low, high = _interval(dist, theta_hat, jackknife, plan.confidence_level, plan.method,
                           plan.alternative)
     return BootstrapResult(confidence_interval=ConfidenceInterval(low, high),
                            bootstrap_distribution=dist,
-                           standard_error=np.std(dist, ddof=1))
+                           standard_error=_standard_error(dist))
+
+
+def _empty_distribution(shape):
+    """An uninitialised float64 bootstrap_distribution, allocated before any work,
+    so that too many resamples fail at once and say so."""
+    try:
+        return np.empty(shape, dtype=np.float64)
+    except (MemoryError, ValueError):  # ValueError: beyond what an array can index
+        shape = tuple(int(d) for d in np.atleast_1d(shape))
+        raise MemoryError(f"n_resamples is too large: bootstrap_distribution of shape "
+                          f"{shape} would take {8 * math.prod(shape) / 2**30:.3g} GiB"
+                          ) from None
+
+
+def _index_array(shape):
+    """An uninitialised int64 array for the indices of a batch of resamples of a
+    callable statistic; MemoryError naming batch if it cannot be allocated."""
+    try:
+        return np.empty(shape, dtype=np.int64)
+    except (MemoryError, ValueError):
+        raise MemoryError(f"batch is too large: the indices of {shape[0]} resamples of "
+                          f"{shape[1]} observations would take "
+                          f"{8 * shape[0] * shape[1] / 2**30:.3g} GiB; pass a smaller batch"
+                          ) from None
 
 
 bootstrap.BLOCK_SIZE = BLOCK_SIZE  # also reachable as fastkern.bootstrap.BLOCK_SIZE
@@ -343,11 +401,15 @@ def _as_samples(data):
             raise ValueError(f"{name} must be a 1-D array of numbers ({exc})") from None
         if a.dtype.kind == "c":
             raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+        if a.dtype.kind in "USVMm":  # text, bytes, records, dates: not numbers
+            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
         if a.dtype.kind not in "biuf":
             try:
                 a = a.astype(np.float64)
             except (TypeError, ValueError):
                 raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}") from None
+            except OverflowError:  # Python ints beyond float64
+                raise ValueError(f"{name} holds a number beyond float64's range") from None
         if a.ndim != 1:
             raise ValueError(f"{name} must be a 1-D array (or data a sequence of 1-D "
                              f"samples), got an array of shape {a.shape}")
@@ -381,6 +443,16 @@ def _check_real(value, name):
     return value
 
 
+def _check_flag(value, name, none=False):
+    """value as a bool: True, False (or 1, 0), or None where none is allowed."""
+    if value is None and none:
+        return None
+    if isinstance(value, (bool, np.bool_, int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be True{', False or None' if none else ' or False'}, "
+                    f"got {value!r}")
+
+
 def _check_choice(value, name, choices, spelled):
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, one of {spelled}; got {value!r}")
@@ -395,6 +467,9 @@ def _check_n_resamples(n_resamples, bootstrap_result):
     if n_resamples < low:
         raise ValueError(f"n_resamples must be at least 1 (or 0 to reuse a "
                          f"bootstrap_result), got {n_resamples}")
+    if n_resamples > _MAX_RESAMPLES:
+        raise ValueError(f"n_resamples must be at most {_MAX_RESAMPLES} (2**60), got "
+                         f"{n_resamples}")
     return n_resamples
 
 
@@ -406,7 +481,14 @@ def _previous_distribution(bootstrap_result, shape=()):
     if dist is None:
         raise TypeError("bootstrap_result must have a bootstrap_distribution, got "
                         f"{type(bootstrap_result).__name__}")
-    dist = np.asarray(dist, dtype=np.float64)
+    try:
+        dist = np.asarray(dist)
+        if dist.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {dist.dtype}")
+        dist = dist.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"bootstrap_result.bootstrap_distribution must be an array of "
+                        f"real numbers ({exc})") from None
     if dist.shape[:-1] != tuple(shape) or dist.ndim != len(shape) + 1:
         raise ValueError(f"bootstrap_result.bootstrap_distribution must have shape "
                          f"{(*shape, 'n')} (the resamples last), got {dist.shape}")
@@ -455,11 +537,8 @@ def _batched_samples(data, axis):
 
 def _make_estimator(statistic, samples, names, paired, q, ddof, proportiontocut, batch,
                     vectorized=None):
-    if paired not in (True, False):
-        raise TypeError(f"paired must be True or False, got {paired!r}")
-    paired = bool(paired)
-    if vectorized is not None and vectorized not in (True, False):
-        raise TypeError(f"vectorized must be True, False or None, got {vectorized!r}")
+    paired = _check_flag(paired, "paired")
+    vectorized = _check_flag(vectorized, "vectorized", none=True)
     if paired and len({s.size for s in samples}) > 1:
         sizes = ", ".join(f"{name} has {s.size}" for name, s in zip(names, samples))
         raise ValueError(f"paired samples must have the same length; {sizes}")
@@ -526,27 +605,22 @@ def _check_batch(batch):
 
 
 class _MomentStatistic:
-    """mean, var, std, mean_diff, pearsonr: from sums of shifted values."""
+    """mean, var, std, mean_diff, pearsonr: from sums of prepared values (_summands)."""
 
     def __init__(self, kind, samples, paired, ddof):
         self.kind, self.paired, self.ddof = kind, paired, ddof
-        dtype = np.result_type(*samples)
-        self.x = samples[0].astype(dtype, copy=False)
-        self.y = samples[-1].astype(dtype, copy=False)   # x itself for one sample
-        # Shifting by the sample mean keeps sums of squares free of cancellation;
-        # means stay unshifted so that integer data give exact sums.
-        if kind in (Statistic.VAR, Statistic.STD, Statistic.PEARSONR):
-            self.cx = float(np.mean(self.x, dtype=np.float64))
-            self.cy = float(np.mean(self.y, dtype=np.float64))
-        else:
-            self.cx = self.cy = 0.0
+        centre = kind in (Statistic.VAR, Statistic.STD, Statistic.PEARSONR)
+        prepared = [_summands(s, centre) for s in samples]
+        (x, self.ex), (y, self.ey) = prepared[0], prepared[-1]   # y is x for one sample
+        dtype = np.result_type(x, y)     # the kernels take x and y of one type
+        self.x = x.astype(dtype, copy=False)
+        self.y = self.x if y is x else y.astype(dtype, copy=False)
 
     def _args(self):
-        return (self.kind, self.x, self.y, self.cx, self.cy, self.ddof, self.paired)
+        return (self.kind, self.x, self.y, self.ex, self.ey, self.ddof, self.paired)
 
     def resample(self, streams, out, n_threads):
-        _bootstrap.resample_moments(streams, self.kind, self.x, self.y, self.cx, self.cy,
-                                    self.ddof, self.paired, out, n_threads)
+        _bootstrap.resample_moments(streams, *self._args(), out, n_threads)
 
     def observed(self):
         return _bootstrap.sample_moments(*self._args())
@@ -557,6 +631,32 @@ class _MomentStatistic:
         out_y = np.empty(self.y.size if two else 0)
         _bootstrap.jackknife_moments(*self._args(), out_x, out_y)
         return [out_x, out_y] if two else [out_x]
+
+
+def _summands(a, centre):
+    """(values, e): the values whose sums give a moment statistic of sample a, and
+    the power of two they are scaled by, values = (a - mean(a) if centre else a)
+    * 2**-e.
+
+    Scaling by a power of two is exact, so the statistic scaled back by 2**e is
+    the one of a itself, only no sum overflows or underflows: data near 1e155
+    have squares beyond float64's range, and data near 1e-170 squares below it.
+    Centred values (var, std, pearsonr: sums of squares) are brought to a
+    largest magnitude in [0.5, 1), after centring in that scale too (so that
+    a - mean(a) cannot overflow); plain values (means) are scaled only where
+    their sum could overflow, and are otherwise a itself, float32 included.
+    """
+    top = float(np.max(np.abs(a)))
+    if not centre and top <= np.finfo(np.float64).max / a.size:
+        return a, 0
+    e = math.frexp(top)[1]                        # top * 2**-e in [0.5, 1)
+    values = np.ldexp(a, -e, dtype=np.float64)
+    if centre:
+        values -= np.mean(values)
+        spread = math.frexp(float(np.max(np.abs(values))))[1]
+        np.ldexp(values, -spread, out=values)
+        e += spread
+    return values, e
 
 
 class _OrderStatistic:
@@ -648,7 +748,7 @@ class _CallableStatistic:
         total = sum(self.sizes)
         batch = self.batch or max(1, _CALLABLE_BATCH_ELEMENTS // total)
         batch = min(batch, out.size)
-        index = np.empty((batch, total), dtype=np.int64)
+        index = _index_array((batch, total))
         sizes = np.asarray(self.sizes, dtype=np.int64)
         bounds = np.cumsum([0, *self.sizes])
         for r0 in range(0, out.size, batch):
@@ -677,7 +777,8 @@ class _CallableStatistic:
             values = np.empty(n)
             for i0 in range(0, n, batch):
                 left_out = np.arange(i0, min(n, i0 + batch))[:, None]
-                rows = keep + (keep >= left_out)     # row j skips observation i0 + j
+                rows = _index_array((left_out.size, n - 1))
+                np.add(keep, keep >= left_out, out=rows)  # row j skips observation i0 + j
                 arrays = [s[rows] if k in group else
                           np.broadcast_to(s, (rows.shape[0], s.size))
                           for k, s in enumerate(self.samples)]
@@ -715,6 +816,49 @@ def _quantile(sorted_dist, p):
     return (1 - g) * sorted_dist[j] + g * sorted_dist[jp1]
 
 
+def _exponent(top):
+    """e with top * 2**-e in [0.5, 1); 0 for 0, inf or NaN (nothing to scale)."""
+    return math.frexp(top)[1] if math.isfinite(top) else 0
+
+
+def _largest_magnitude(a):
+    """max(abs(a)) as a float (NaN if a holds one), without a temporary array."""
+    return max(float(np.max(a)), -float(np.min(a))) if a.size else 0.0
+
+
+def _standard_error(dist):
+    """np.std(dist, ddof=1), computed at a power-of-two scale (exact) where squared
+    deviations would leave float64's range: the same value, without overflow."""
+    e = _exponent(_largest_magnitude(dist))
+    if abs(e) < 500:
+        return np.std(dist, ddof=1)
+    return np.ldexp(np.std(np.ldexp(dist, -e), ddof=1), e)
+
+
+def _acceleration(jackknife):
+    """BCa's acceleration from the leave-one-out values of each sample (Efron &
+    Tibshirani 14.15, summed over samples as scipy does).
+
+    The jackknife values, and then their deviations u, are scaled by common
+    powers of two (exact) before u**3 and u**2 are summed: the acceleration does
+    not change, but the sums stay within float64's range at any scale of the
+    statistic.  NumPy scalars: a zero denominator gives inf or NaN, as in scipy.
+    """
+    e = _exponent(max(_largest_magnitude(t) for t in jackknife))
+    us = []
+    for theta_i in jackknife:
+        t = np.ldexp(theta_i, -e)
+        us.append((t.size - 1.0) * (np.mean(t) - t))
+    e = _exponent(max(_largest_magnitude(u) for u in us))
+    nums = dens = np.float64(0)
+    for u in us:
+        n = float(u.size)
+        u = np.ldexp(u, -e)
+        nums += np.sum(u**3) / n**3
+        dens += np.sum(u**2) / n**2
+    return 1 / 6 * nums / dens**1.5
+
+
 def _bca_levels(dist, theta_hat, jackknife, alpha):
     """BCa's probability levels (Efron & Tibshirani 14.3 and 15.4, as scipy).
 
@@ -725,13 +869,7 @@ def _bca_levels(dist, theta_hat, jackknife, alpha):
     z0 = np.float64(_ndtri(below / (2 * dist.size)))
     z_alpha = np.float64(_ndtri(alpha))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        nums = dens = np.float64(0)
-        for theta_i in jackknife:
-            n = float(theta_i.size)
-            u = (n - 1) * (np.mean(theta_i) - theta_i)
-            nums += np.sum(u**3) / n**3
-            dens += np.sum(u**2) / n**2
-        a_hat = 1 / 6 * nums / dens**1.5
+        a_hat = _acceleration(jackknife)
         levels = []
         for z in (z_alpha, -z_alpha):
             num = z0 + z
