@@ -23,7 +23,7 @@ the spread (max / min) of a row is large.
 
 The cost of the Ctrl-C checks (issue 12): the fastkern call in rounds of about
 0.05 s with a signal check after each (the default) against the same call as one
-round (``fastkern._rounds.round_seconds(float("inf"))``), rows ``test_ctrl_c_checks``:
+round (``fastkern._interrupt.interval(float("inf"))``), rows ``test_ctrl_c_checks``:
 
     python -m pytest bench/bench_bootstrap.py -k ctrl_c_checks --benchmark-only \
         --benchmark-group-by=group --benchmark-columns=min,median,max,rounds
@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from fastkern import _rounds
+from fastkern import _interrupt
 from fastkern.bootstrap import bootstrap
 from fastkern._workers import cpu_count
 
@@ -182,10 +182,10 @@ def test_numpy_vectorised(benchmark, statistic):
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("statistic", STATISTICS)
 def test_ctrl_c_checks(benchmark, statistic, workers, in_rounds):
-    before = _rounds.round_seconds(None if in_rounds else float("inf"))
+    before = _interrupt.interval(None if in_rounds else float("inf"))
     try:
         _run(benchmark, statistic,
              f"fastkern workers={workers}, {'in rounds' if in_rounds else 'one round'}",
              fastkern_ci, statistic, workers, rounds=9, group=", Ctrl-C checks")
     finally:
-        _rounds.round_seconds(before)
+        _interrupt.interval(before)

@@ -13,7 +13,7 @@ Workloads (on the project's 2-core machine):
 - the cost of the Ctrl-C checks: 3000x3000 float64 image, 15x15 filter, mode
   "same", with workers=1 and all workers, run as usual (in rounds of about
   0.05 s with a check for signals between them) against one round without checks
-  (``fastkern._rounds.round_seconds(float("inf"))``; target: within noise).
+  (``fastkern._interrupt.interval(float("inf"))``; target: within noise).
 """
 import concurrent.futures
 import multiprocessing
@@ -25,7 +25,7 @@ import scipy.ndimage
 import scipy.signal
 
 import fastkern
-from fastkern import _rounds
+from fastkern import _interrupt
 
 N = 3000
 
@@ -172,9 +172,9 @@ def filt15():
 @pytest.fixture
 def no_checks():
     """Each call in one round, with no check for signals."""
-    old = _rounds.round_seconds(float("inf"))
+    old = _interrupt.interval(float("inf"))
     yield
-    _rounds.round_seconds(old)
+    _interrupt.interval(old)
 
 
 @pytest.mark.benchmark(group="same 3000x3000 float64, 15x15, workers=1: Ctrl-C checks")

@@ -1,9 +1,9 @@
 """What Ctrl-C costs: each kernel's long call in rounds of about 0.05 s, with a
 check for signals between rounds (the default), against the same call as one
-round with no checks (``fastkern._rounds.round_seconds(float("inf"))``).  The
+round with no checks (``fastkern._interrupt.interval(float("inf"))``).  The
 two should be within noise of each other.
 
-    python -m pytest bench/bench_rounds.py --benchmark-only \
+    python -m pytest bench/bench_interrupt.py --benchmark-only \
         --benchmark-columns=min,median,max,rounds --benchmark-json=rounds.json
     python bench/ratios.py rounds.json
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastkern
-from fastkern import _rounds
+from fastkern import _interrupt
 from fastkern.attention import SparseCSR, random_pattern, sparse_attention
 
 
@@ -42,9 +42,9 @@ WORKLOADS = _workloads()
 
 @pytest.fixture
 def one_round():
-    previous = _rounds.round_seconds(float("inf"))
+    previous = _interrupt.interval(float("inf"))
     yield
-    _rounds.round_seconds(previous)
+    _interrupt.interval(previous)
 
 
 @pytest.mark.parametrize("workers", [1, None], ids=["workers=1", "workers=default"])

@@ -9,7 +9,7 @@ import scipy.stats
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fastkern import _bootstrap, _rounds
+from fastkern import _bootstrap, _interrupt
 from fastkern.bootstrap import (BLOCK_SIZE, BootstrapResult, ConfidenceInterval,
                                 DegenerateDataWarning, bootstrap)
 
@@ -424,9 +424,9 @@ def test_pearsonr_at_any_scale_is_scipys(scale):
 @pytest.fixture
 def round_seconds():
     """Set the target length of a round (fastkern._rounds) for one test."""
-    before = _rounds.round_seconds()
-    yield _rounds.round_seconds
-    _rounds.round_seconds(before)
+    before = _interrupt.interval()
+    yield _interrupt.interval
+    _interrupt.interval(before)
 
 
 @pytest.mark.parametrize("case", ["mean-normal", "var-ddof1", "median-counts",

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastkern
-from fastkern import _convolve, _rounds, convolve2d, correlate2d
+from fastkern import _convolve, _interrupt, convolve2d, correlate2d
 
 FUNCS = [(convolve2d, scipy.signal.convolve2d), (correlate2d, scipy.signal.correlate2d)]
 FUNC_IDS = ["convolve2d", "correlate2d"]
@@ -658,11 +658,11 @@ def test_ctrl_c_stops_a_call_of_one_long_row(assert_interruptible, func):
 
 @contextlib.contextmanager
 def round_seconds(seconds):
-    old = _rounds.round_seconds(seconds)
+    old = _interrupt.interval(seconds)
     try:
         yield
     finally:
-        _rounds.round_seconds(old)
+        _interrupt.interval(old)
 
 
 def _in_rounds(seconds, func, *args, **kwargs):

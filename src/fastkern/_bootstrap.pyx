@@ -33,7 +33,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from fastkern._rounds cimport Rounds
+from fastkern._interrupt cimport Interrupt
 
 cdef extern from "bootstrap/fk_integers.h" nogil:
     ctypedef struct fk_pcg64:
@@ -182,36 +182,21 @@ def _pcg64_integers(bit_generator, uint64_t n, Py_ssize_t count):
 
 
 # ---------------------------------------------------------------------------
-# Running resamples in rounds, on lanes of blocks.
+# Running resamples, block by block.
 #
-# The resamples r0..r1-1 of a call lie in blocks b0..b1-1.  They are dealt to
-# n_lanes lanes: lane j holds blocks b0 + j, b0 + j + n_lanes, b0 + j + 2 * n_lanes,
-# ... one after the other, so that its step s is resample s % BLOCK_SIZE of its
-# (s // BLOCK_SIZE)-th block.  Each round moves every lane on by the same steps
-# (a Rounds over steps), and between rounds Ctrl-C is answered.  A round can
-# thus be as short as one resample per lane, however long a block is (a large
-# sample).  The threads take the lanes of a round as they come, several lanes per
-# thread where a step is short: a thread that falls behind (the system runs
-# something else on its core) leaves its other lanes to the others.  Each
-# block's resamples are still drawn in order from its own stream, so how steps
-# are grouped into rounds and lanes, and which thread runs them, changes nothing
-# in the results.
+# The resamples r0..r1-1 of a call lie in blocks b0..b1-1; the threads take blocks
+# as they come (a thread that the system holds back leaves the others to the
+# rest), and each block's resamples are drawn in order from its own stream, so
+# which thread runs a block changes nothing in the results.  Between stretches
+# of a block's resamples every thread asks whether the call was interrupted
+# (fastkern._interrupt): Ctrl-C stops a call within a stretch, however long a
+# block is (a large sample).
 
 # The resamples of one block, first..stop-1, drawn from stream (the block's, on
 # the calling thread's stack), on thread `thread` of the call (0 to n_threads - 1:
 # the index of its scratch space); job is the kernel's.
 ctypedef void (*resamples_fn)(void *job, fk_pcg64 *stream, int thread,
                               Py_ssize_t first, Py_ssize_t stop) noexcept nogil
-
-cdef struct lanes_t:
-    Py_ssize_t r0, r1       # the resamples
-    Py_ssize_t b0, b1       # their blocks
-    Py_ssize_t n_lanes
-
-cdef enum:
-    # Lanes per thread, at most: enough for the threads to balance a round
-    # between them, where a lane's step is short.
-    LANES_PER_THREAD = 8
 
 
 cdef int _n_threads(Py_ssize_t r0, Py_ssize_t r1, int n_threads) noexcept:
@@ -220,63 +205,40 @@ cdef int _n_threads(Py_ssize_t r0, Py_ssize_t r1, int n_threads) noexcept:
     return <int>max(1, min(<Py_ssize_t>n_threads, blocks))
 
 
-cdef void _lane_steps(BlockStreams streams, const lanes_t *L, Py_ssize_t lane, Py_ssize_t lo,
-                      Py_ssize_t hi, resamples_fn fn, void *job, int thread) noexcept nogil:
-    """Steps lo..hi-1 of a lane: the resamples they stand for, block by block."""
-    cdef Py_ssize_t s = lo, k, b, base, first, stop
-    cdef fk_pcg64 stream
-    while s < hi:
-        k = s // _BLOCK_SIZE                    # the lane's k-th block
-        b = L.b0 + lane + k * L.n_lanes
-        if b >= L.b1:
-            break
-        base = (b - k) * _BLOCK_SIZE            # resample = base + step
-        first = max(L.r0, base + s)
-        stop = min(L.r1, base + min(hi, (k + 1) * _BLOCK_SIZE))
-        if first < stop:
-            stream = streams.start(b)       # a thread's own copy: see BlockStreams
-            fn(job, &stream, thread, first, stop)
-            streams.states[b] = stream
-        s = (k + 1) * _BLOCK_SIZE
+# Draws between two checks for an interrupt, at least (where a resample makes
+# fewer): well under a millisecond, so that a check costs nothing in comparison.
+cdef Py_ssize_t _STRETCH_DRAWS = 1 << 16
 
 
-# Draws per lane in a round, at least (where a resample makes fewer): some 2 ms of
-# work.  Rounds start this long rather than at one step, as every round ends in a
-# wait for the slowest thread: on a loaded machine, many short rounds cost.
-cdef Py_ssize_t _MIN_ROUND_DRAWS = 1 << 20
-# Draws per thread in a round of one step per lane, at most (where a resample
-# makes fewer): some 10 ms, so that a round stays short for a large sample.
-cdef Py_ssize_t _MAX_STEP_DRAWS = 1 << 22
+cdef void _run_block(BlockStreams streams, Interrupt interrupt, Py_ssize_t b, Py_ssize_t r0,
+                     Py_ssize_t r1, Py_ssize_t stretch, resamples_fn fn, void *job,
+                     int thread) noexcept nogil:
+    """The resamples of block b that lie in r0..r1-1, `stretch` at a time, until
+    the call is interrupted."""
+    cdef Py_ssize_t r = max(r0, b * _BLOCK_SIZE), stop = min(r1, (b + 1) * _BLOCK_SIZE)
+    cdef fk_pcg64 stream = streams.start(b)     # a thread's own copy: see BlockStreams
+    while r < stop and not interrupt.stopped():
+        fn(job, &stream, thread, r, min(stop, r + stretch))
+        r = min(stop, r + stretch)
+    streams.states[b] = stream
 
 
-cdef int _run_in_rounds(BlockStreams streams, Py_ssize_t r0, Py_ssize_t r1, int n_threads,
-                        Py_ssize_t draws, resamples_fn fn, void *job) except -1:
+cdef int _run_blocks(BlockStreams streams, Py_ssize_t r0, Py_ssize_t r1, int n_threads,
+                     Py_ssize_t draws, resamples_fn fn, void *job) except -1:
     """fn over resamples r0..r1-1 on n_threads threads (at most _n_threads(r0, r1,
-    ...)), in rounds (see above), where a resample makes `draws` draws.
-    KeyboardInterrupt propagates from between rounds; the caller frees job's
-    buffers whatever happens."""
-    cdef lanes_t L
-    cdef Py_ssize_t lane, lo, hi
-    cdef Rounds rounds
+    ...)), where a resample makes `draws` draws.  KeyboardInterrupt propagates;
+    the caller frees job's buffers whatever happens."""
+    cdef Py_ssize_t b, b0 = r0 // _BLOCK_SIZE, b1 = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE
+    cdef Py_ssize_t stretch = max(1, _STRETCH_DRAWS // max(draws, 1))
+    cdef Interrupt interrupt = Interrupt()
     if r1 <= r0:
         return 0
-    L.r0 = r0
-    L.r1 = r1
-    L.b0 = r0 // _BLOCK_SIZE
-    L.b1 = (r1 + _BLOCK_SIZE - 1) // _BLOCK_SIZE
-    L.n_lanes = 1 if n_threads == 1 else n_threads * max(
-        1, min(<Py_ssize_t>LANES_PER_THREAD, _MAX_STEP_DRAWS // max(draws, 1)))
-    L.n_lanes = min(L.n_lanes, L.b1 - L.b0)
-    if L.b1 > streams.n_blocks:
+    if b1 > streams.n_blocks:
         raise ValueError("fewer streams than blocks")
-    rounds = Rounds((L.b1 - L.b0 + L.n_lanes - 1) // L.n_lanes * _BLOCK_SIZE,
-                    _MIN_ROUND_DRAWS // max(draws, 1))
-    while rounds.next():
-        lo = rounds.start
-        hi = rounds.stop
-        for lane in prange(L.n_lanes, nogil=True, schedule="dynamic", chunksize=1,
-                           num_threads=n_threads):
-            _lane_steps(streams, &L, lane, lo, hi, fn, job, threadid())
+    for b in prange(b0, b1, nogil=True, schedule="dynamic", chunksize=1,
+                    num_threads=n_threads):
+        _run_block(streams, interrupt, b, r0, r1, stretch, fn, job, threadid())
+    interrupt.check()
     return 0
 
 
@@ -500,7 +462,7 @@ def resample_moments(BlockStreams streams, int kind, const real_t[::1] x,
         job.x = _thread_copies(&x[0], x.shape[0] * sizeof(real_t), n_threads)
         job.y = job.x if &y[0] == &x[0] else \
             _thread_copies(&y[0], y.shape[0] * sizeof(real_t), n_threads)
-        _run_in_rounds(streams, 0, n_out, n_threads,
+        _run_blocks(streams, 0, n_out, n_threads,
                        job.nx + (job.ny if kind == MEAN_DIFF and not paired else 0), fn,
                        &job)
     finally:
@@ -699,7 +661,7 @@ def resample_order(BlockStreams streams, int kind, const int64_t[::1] inverse,
     try:
         job.inverse = <const int64_t **>_thread_copies(&inverse[0], job.n * sizeof(int64_t),
                                                        n_threads)
-        _run_in_rounds(streams, 0, n_out, n_threads, job.n, _order_resamples, &job)
+        _run_blocks(streams, 0, n_out, n_threads, job.n, _order_resamples, &job)
     finally:
         _free_thread_copies(<const void **>job.inverse, &inverse[0], n_threads)
         free(job.counts)
@@ -781,5 +743,5 @@ def fill_indices(BlockStreams streams, Py_ssize_t r0, const int64_t[::1] sizes,
     job.r0 = r0
     job.row = out.shape[1]
     job.out = &out[0, 0]
-    _run_in_rounds(streams, r0, r1, _n_threads(r0, r1, n_threads), job.row, _index_resamples,
+    _run_blocks(streams, r0, r1, _n_threads(r0, r1, n_threads), job.row, _index_resamples,
                    &job)

@@ -8,7 +8,7 @@ import numpy as np
 from libc.stdint cimport uint64_t
 from cython.parallel cimport prange
 
-from fastkern._rounds cimport Rounds
+from fastkern._interrupt cimport Interrupt
 
 cdef extern from "convolve/fk_correlate2d.h" nogil:
     ctypedef struct fk_corr2d_geom:
@@ -54,12 +54,6 @@ cdef double MIN_WORK_PER_THREAD = 1 << 22
 # checks for Ctrl-C, so it must be short on any machine (a few ms).  The core
 # bounds one row of a column block (fk_correlate2d_col_end); this bounds the rows.
 cdef double MAX_TILE_WORK = 1 << 26
-
-# Multiply-adds per thread in the first round, at least (about 10 ms): a call
-# shorter than that is one round, one parallel region, as without rounds.  Each
-# round ends with all threads waiting for the last; on a busy machine, where a
-# thread may wait long for a CPU, every round costs.
-cdef double FIRST_ROUND_WORK = 1 << 26
 
 
 cdef inline int _tile(const fk_corr2d_geom *g, const real_t *img, const real_t *ker,
@@ -123,9 +117,9 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     zero: one call covers real, real-by-complex and complex-by-complex inputs.
     out_im, when given, has out_re's shape and strides.
 
-    The output is cut into tiles of rows by column blocks, computed in rounds
-    (fastkern._rounds) so that Ctrl-C raises KeyboardInterrupt between them;
-    neither the tiles nor the rounds change a result.
+    The output is cut into tiles of rows by column blocks, short enough that
+    Ctrl-C (fastkern._interrupt) raises KeyboardInterrupt soon after; the tiles
+    do not change a result.
     """
     cdef bint has_img_im = img_im is not None
     cdef bint has_ker_im = ker_im is not None
@@ -173,32 +167,31 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     cdef Py_ssize_t u, r0, r1, c0, c1
     cdef int failed = 0
     cdef int store
-    cdef double tile_work = <double>tile * <double>widest * taps
-    cdef Rounds rounds = Rounds(n_units, n_threads * <Py_ssize_t>max(
-        1.0, FIRST_ROUND_WORK / tile_work))
-    while not failed and rounds.next():
-        # dynamic: a thread that the OS holds back (a busy machine) does not hold
-        # up the round
-        for u in prange(rounds.start, rounds.stop, nogil=True, schedule="dynamic",
-                        num_threads=n_threads):
-            r0 = u // n_col * tile
-            r1 = min(n_rows, r0 + tile)
-            c0 = col[u % n_col]
-            c1 = col[u % n_col + 1]
-            failed += _tile(&g_re, p_img_re, p_ker_re, fill_re, p_out_re, r0, r1, c0, c1,
-                            FK_STORE_SET)
-            if has_img_im and has_ker_im:
-                failed += _tile(&g_im, p_img_im, p_ker_im, fill_im, p_out_re, r0, r1, c0, c1,
-                                FK_STORE_SUB)
-            if has_out_im:
-                store = FK_STORE_SET
-                if has_ker_im:
-                    failed += _tile(&g_re, p_img_re, p_ker_im, fill_re, p_out_im, r0, r1,
-                                    c0, c1, store)
-                    store = FK_STORE_ADD
-                if has_img_im:
-                    failed += _tile(&g_im, p_img_im, p_ker_re, fill_im, p_out_im, r0, r1,
-                                    c0, c1, store)
+    cdef Interrupt interrupt = Interrupt()
+    # dynamic: a thread that the OS holds back (a busy machine) does not hold up
+    # the others
+    for u in prange(n_units, nogil=True, schedule="dynamic", num_threads=n_threads):
+        if interrupt.stopped():
+            continue
+        r0 = u // n_col * tile
+        r1 = min(n_rows, r0 + tile)
+        c0 = col[u % n_col]
+        c1 = col[u % n_col + 1]
+        failed += _tile(&g_re, p_img_re, p_ker_re, fill_re, p_out_re, r0, r1, c0, c1,
+                        FK_STORE_SET)
+        if has_img_im and has_ker_im:
+            failed += _tile(&g_im, p_img_im, p_ker_im, fill_im, p_out_re, r0, r1, c0, c1,
+                            FK_STORE_SUB)
+        if has_out_im:
+            store = FK_STORE_SET
+            if has_ker_im:
+                failed += _tile(&g_re, p_img_re, p_ker_im, fill_re, p_out_im, r0, r1,
+                                c0, c1, store)
+                store = FK_STORE_ADD
+            if has_img_im:
+                failed += _tile(&g_im, p_img_im, p_ker_re, fill_im, p_out_im, r0, r1,
+                                c0, c1, store)
+    interrupt.check()
     if failed:
         raise MemoryError("convolve2d: could not allocate a tile buffer")
 

@@ -1,4 +1,4 @@
-"""nogil Gibbs sampler kernels: chains in parallel, in rounds (Ctrl-C stops them).
+"""nogil Gibbs sampler kernels: chains in parallel; Ctrl-C stops them.
 
 Validation, seeding and output allocation live in gibbs.py; this module assumes
 valid input.  Every draw goes through NumPy's C distributions on a bitgen_t over
@@ -15,7 +15,7 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from numpy.random cimport bitgen_t
 
-from fastkern._rounds cimport Rounds
+from fastkern._interrupt cimport Interrupt
 from numpy.random.c_distributions cimport (random_poisson, random_standard_gamma,
                                            random_standard_normal, random_standard_uniform)
 
@@ -27,8 +27,6 @@ cdef extern from "common/fk_seedseq.h" nogil:
     int fk_seedseq_root_init(fk_seedseq_root *r, const uint32_t *words, size_t n_words,
                              size_t pool_size)
     void fk_seedseq_pcg64(const fk_seedseq_root *r, uint64_t i, fk_pcg64 *g)
-    fk_pcg64 *fk_seedseq_lazy(const fk_seedseq_root *r, fk_pcg64 *table, uint64_t first,
-                              size_t u)
     uint64_t fk_pcg64_next64(fk_pcg64 *g)
     uint32_t fk_pcg64_next32(fk_pcg64 *g)
 
@@ -65,33 +63,29 @@ cdef inline bitgen_t _bitgen(fk_pcg64 *g) noexcept nogil:
 
 
 cdef class _Streams:
-    """The streams of chains first..first+n-1, each derived the first time it is
-    used (fk_seedseq_lazy).  A chain's work draws from a copy of its stream on
-    the thread's stack, stored back when done: the streams lie side by side, and
-    updating a shared cache line at every draw would slow the threads down."""
+    """The streams of chains first..first+n-1: a chain's stream is derived in C
+    when the chain starts, on the stack of the thread that runs it."""
     cdef fk_seedseq_root root
-    cdef fk_pcg64 *table     # zeroed: not derived yet
     cdef uint64_t first
 
-    def __cinit__(self, const uint32_t[::1] root_words, Py_ssize_t pool_size,
-                  uint64_t first, Py_ssize_t n):
+    def __cinit__(self, const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t first):
         if fk_seedseq_root_init(&self.root, &root_words[0], root_words.shape[0], pool_size):
             raise MemoryError()
         self.first = first
-        self.table = <fk_pcg64 *>calloc(max(n, 1), sizeof(fk_pcg64))
-        if self.table == NULL:
-            raise MemoryError()
 
-    def __dealloc__(self):
-        free(self.table)
+    cdef inline fk_pcg64 stream(self, Py_ssize_t c) noexcept nogil:
+        """Chain c's stream, from its start."""
+        cdef fk_pcg64 g
+        fk_seedseq_pcg64(&self.root, self.first + c, &g)
+        return g
 
 
 def _chain_raw(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t chain,
                Py_ssize_t count):
     """The first ``count`` 64-bit outputs of a chain's stream, as its PCG64's
     ``random_raw(count)``.  For tests."""
-    cdef _Streams streams = _Streams(root_words, pool_size, chain, 1)
-    cdef fk_pcg64 stream = fk_seedseq_lazy(&streams.root, streams.table, streams.first, 0)[0]
+    cdef _Streams streams = _Streams(root_words, pool_size, chain)
+    cdef fk_pcg64 stream = streams.stream(0)
     cdef uint64_t[::1] out = np.empty(count, dtype=np.uint64)
     cdef Py_ssize_t i
     for i in range(count):
@@ -105,8 +99,8 @@ def _chain_draws(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t 
     32-bit, 64-bit >> 11), ``count`` times in turn, shape (count, 6), as the same
     calls on ``Generator(PCG64(...))`` give them (one 32-bit draw a time, so that
     half of them take the spare half of an earlier output).  For tests."""
-    cdef _Streams streams = _Streams(root_words, pool_size, chain, 1)
-    cdef fk_pcg64 stream = fk_seedseq_lazy(&streams.root, streams.table, streams.first, 0)[0]
+    cdef _Streams streams = _Streams(root_words, pool_size, chain)
+    cdef fk_pcg64 stream = streams.stream(0)
     cdef bitgen_t rng = _bitgen(&stream)
     cdef double[:, ::1] out = np.empty((count, 6))
     cdef Py_ssize_t i
@@ -121,35 +115,10 @@ def _chain_draws(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t 
 
 
 # ---------------------------------------------------------------------------
-# Units of work: a chain's steps (sweeps) are cut into blocks of per_unit, and
-# unit u is block u // chains of chain u % chains, blocks first.  A round (see
-# _rounds.pyx) of units lo..hi-1 touches chains (lo + k) % chains for k below
-# min(chains, hi - lo), each once, and takes each through its blocks in the round
-# in order; chains run in parallel.  So Ctrl-C stops a call however many chains
-# there are and however long they run, and the grouping never changes a chain.
-
-cdef Py_ssize_t _per_unit(Py_ssize_t chains, Py_ssize_t total, Py_ssize_t wanted) except -1:
-    """Steps per unit: wanted, or more where chains * total is so large that the
-    units would not fit in Py_ssize_t (calls that would run for centuries)."""
-    return max(wanted, 1, -(-(<object>chains) * total // 2**62))
-
-
-cdef Py_ssize_t _n_units(Py_ssize_t chains, Py_ssize_t total, Py_ssize_t per_unit):
-    return chains * (total // per_unit + (total % per_unit != 0))
-
-
-cdef inline Py_ssize_t _span(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k, Py_ssize_t chains,
-                             Py_ssize_t per_unit, Py_ssize_t total, Py_ssize_t *first,
-                             Py_ssize_t *stop) noexcept nogil:
-    """The k-th chain touched by the round of units lo..hi-1; its steps in the
-    round are first..stop-1 (of total)."""
-    cdef Py_ssize_t c = (lo + k) % chains
-    cdef Py_ssize_t j0 = (lo - c + chains - 1) // chains     # its blocks j0..j1-1
-    cdef Py_ssize_t j1 = (hi - c + chains - 1) // chains
-    first[0] = j0 * per_unit
-    stop[0] = total if j1 > (total - 1) // per_unit else j1 * per_unit
-    return c
-
+# Chains run in parallel, a thread taking the next chain when it is done with
+# one.  A chain runs in stretches of steps (sweeps), and between two stretches
+# asks whether the call was interrupted (fastkern._interrupt): Ctrl-C stops a
+# call however many chains there are and however long they run.
 
 # ---------------------------------------------------------------------------
 # The bivariate sampler: x | y ~ Gamma(3, rate y^2 + 4),
@@ -185,39 +154,38 @@ cdef void _bivariate_steps(bitgen_t *rng, double *state, double[:, ::1] out, Py_
     state[1] = y
 
 
-cdef void _bivariate_unit(_Streams streams, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k,
-                          Py_ssize_t per_unit, Py_ssize_t total, double[:, ::1] state,
-                          double[:, :, ::1] out, Py_ssize_t thin,
-                          Py_ssize_t burn) noexcept nogil:
-    """The steps of the k-th chain touched by a round (see _span), on a copy of
-    its stream."""
-    cdef Py_ssize_t first, stop
-    cdef Py_ssize_t c = _span(lo, hi, k, out.shape[0], per_unit, total, &first, &stop)
-    cdef fk_pcg64 stream = fk_seedseq_lazy(&streams.root, streams.table, streams.first, c)[0]
+# Steps of the bivariate sampler between two checks for an interrupt.
+cdef Py_ssize_t _BIVARIATE_STRETCH = 1024
+
+
+cdef void _bivariate_chain(_Streams streams, Interrupt interrupt, Py_ssize_t c,
+                           double[:, ::1] out, Py_ssize_t thin, Py_ssize_t burn) noexcept nogil:
+    """Chain c into out (shape (n, 2)), unless the call is interrupted."""
+    cdef double state[2]
+    cdef Py_ssize_t first = 0, stop, total = burn + out.shape[0] * thin
+    cdef fk_pcg64 stream = streams.stream(c)
     cdef bitgen_t rng = _bitgen(&stream)
-    _bivariate_steps(&rng, &state[c, 0], out[c], thin, burn, first, stop)
-    streams.table[c] = stream
+    state[0] = 0.0
+    state[1] = 0.0
+    while first < total and not interrupt.stopped():
+        stop = first + min(_BIVARIATE_STRETCH, total - first)
+        _bivariate_steps(&rng, state, out, thin, burn, first, stop)
+        first = stop
 
 
 def bivariate(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t first_chain,
               double[:, :, ::1] out, Py_ssize_t thin, Py_ssize_t burn, int n_threads):
     """Fill out[c] (shape (n, 2)) with chain c, that is chain first_chain + c of the
-    root whose words and pool size are given (see _seeding.root_words), in rounds
-    of units of 1024 steps of one chain (see _span)."""
-    cdef Py_ssize_t k, lo, hi, touched, chains = out.shape[0]
-    cdef double[:, ::1] state = np.zeros((chains, 2), dtype=np.float64)
-    cdef _Streams streams = _Streams(root_words, pool_size, first_chain, chains)
-    # Steps per chain, within Py_ssize_t: gibbs.py checks burn + n * thin.
-    cdef Py_ssize_t total = burn + out.shape[1] * thin
-    cdef Py_ssize_t per_unit = _per_unit(chains, total, 1024)
-    cdef Rounds rounds = Rounds(_n_units(chains, total, per_unit), n_threads)
-    while rounds.next():
-        lo = rounds.start
-        hi = rounds.stop
-        touched = min(chains, hi - lo)
-        for k in prange(touched, nogil=True, schedule="dynamic", chunksize=1,
-                        num_threads=n_threads):
-            _bivariate_unit(streams, lo, hi, k, per_unit, total, state, out, thin, burn)
+    root whose words and pool size are given (see _seeding.root_words).  Steps per
+    chain, burn + n * thin, fit in Py_ssize_t: gibbs.py checks it."""
+    cdef Py_ssize_t c, chains = out.shape[0]
+    cdef _Streams streams = _Streams(root_words, pool_size, first_chain)
+    cdef Interrupt interrupt = Interrupt()
+    for c in prange(chains, nogil=True, schedule="dynamic", chunksize=1,
+                    num_threads=n_threads):
+        if not interrupt.stopped():
+            _bivariate_chain(streams, interrupt, c, out[c], thin, burn)
+    interrupt.check()
 
 
 # ---------------------------------------------------------------------------
@@ -298,57 +266,44 @@ cdef int _switchpoint_sweep(bitgen_t *rng, switchpoint_state *st, Py_ssize_t T,
     return 0
 
 
-cdef void _switchpoint_unit(_Streams streams, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k,
-                            Py_ssize_t per_unit, Py_ssize_t total, const int64_t *observed,
-                            Py_ssize_t T, const int64_t *missing, Py_ssize_t m,
-                            double alpha, double beta, Py_ssize_t thin, Py_ssize_t burn,
-                            int64_t *scratch, double *weight, int64_t[::1] chain_s,
-                            double[:, ::1] rates, int64_t[:, ::1] imputed,
-                            unsigned char[::1] stopped, int64_t[:, ::1] s_out,
-                            double[:, ::1] early_out, double[:, ::1] late_out,
-                            int64_t[:, :, ::1] missing_out) noexcept nogil:
-    """The sweeps of the k-th chain touched by a round (see _span), from the
-    chain's state (chain_s[c], rates[c] = (early, late), imputed[c]), which is
-    updated; sample i, its state after burn + (i + 1) * thin sweeps, is row i of
-    the chain's outputs.  scratch (2T + 1) and weight (T) are the thread's.  A
-    chain that stops (see _switchpoint_sweep) is marked in stopped and left."""
-    cdef Py_ssize_t first, stop, sweep, i, j, done
-    cdef Py_ssize_t c = _span(lo, hi, k, chain_s.shape[0], per_unit, total, &first, &stop)
-    cdef fk_pcg64 stream
-    cdef bitgen_t rng
+cdef int _switchpoint_chain(_Streams streams, Interrupt interrupt, Py_ssize_t c,
+                            const int64_t *observed, Py_ssize_t T, const int64_t *missing,
+                            Py_ssize_t m, double alpha, double beta, Py_ssize_t thin,
+                            Py_ssize_t burn, int64_t *scratch, double *weight,
+                            int64_t[::1] s_out, double[::1] early_out, double[::1] late_out,
+                            int64_t[:, ::1] missing_out) noexcept nogil:
+    """Chain c into its rows of the outputs: sample i is its state after
+    burn + (i + 1) * thin sweeps.  scratch (2T + 1) and weight (T) are the
+    thread's.  Returns 1 if the chain stopped (see _switchpoint_sweep), its rows
+    incomplete; an interrupted chain is left as it is."""
+    cdef Py_ssize_t sweep, i, j, done, total = burn + s_out.shape[0] * thin
+    # a stretch is about 2**14 terms of the weights' sums
+    cdef Py_ssize_t stretch = max(1, 2**14 // (T + m))
+    cdef fk_pcg64 stream = streams.stream(c)
+    cdef bitgen_t rng = _bitgen(&stream)
     cdef switchpoint_state st
-    if stopped[c]:
-        return
-    stream = fk_seedseq_lazy(&streams.root, streams.table, streams.first, c)[0]
-    rng = _bitgen(&stream)
     memcpy(scratch, observed, T * sizeof(int64_t))
-    for j in range(m):
-        scratch[missing[j]] = imputed[c, j]
-    st.s = chain_s[c]
-    st.early = rates[c, 0]
-    st.late = rates[c, 1]
+    st.s = T // 2
+    st.early = alpha / beta
+    st.late = alpha / beta
     st.counts = scratch
     st.cum = scratch + T
     st.weight = weight
     _cumulate(&st, T)
-    for sweep in range(first, stop):
+    for sweep in range(total):
+        if sweep % stretch == 0 and interrupt.stopped():
+            return 0
         if _switchpoint_sweep(&rng, &st, T, missing, m, alpha, beta):
-            stopped[c] = 1
-            return
+            return 1
         done = sweep + 1 - burn
         if done > 0 and done % thin == 0:
             i = done // thin - 1
-            s_out[c, i] = st.s
-            early_out[c, i] = st.early
-            late_out[c, i] = st.late
+            s_out[i] = st.s
+            early_out[i] = st.early
+            late_out[i] = st.late
             for j in range(m):
-                missing_out[c, i, j] = st.counts[missing[j]]
-    chain_s[c] = st.s
-    rates[c, 0] = st.early
-    rates[c, 1] = st.late
-    for j in range(m):
-        imputed[c, j] = st.counts[missing[j]]
-    streams.table[c] = stream
+                missing_out[i, j] = st.counts[missing[j]]
+    return 0
 
 
 def switchpoint(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t first_chain,
@@ -357,36 +312,26 @@ def switchpoint(const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t f
                 int64_t[:, ::1] s_out, double[:, ::1] early_out, double[:, ::1] late_out,
                 int64_t[:, :, ::1] missing_out, int n_threads):
     """Fill row c of the outputs with chain c, that is chain first_chain + c of the
-    root whose words and pool size are given (see _seeding.root_words), in rounds
-    of units of a few sweeps of one chain (see _span).
+    root whose words and pool size are given (see _seeding.root_words).  Sweeps
+    per chain, burn + n * thin, fit in Py_ssize_t: gibbs.py checks it.
 
     counts (T,) holds the observed counts, any value at the missing indices.
     Returns the number of chains stopped early because a rate grew beyond what
     a Poisson draw can impute from (their rows are incomplete).
     """
-    cdef Py_ssize_t chains = s_out.shape[0], T = counts.shape[0], m = missing.shape[0]
-    cdef Py_ssize_t k, lo, hi, touched
-    # Sweeps per chain, within Py_ssize_t: gibbs.py checks burn + n * thin.
-    cdef Py_ssize_t total = burn + s_out.shape[1] * thin
-    # a unit is about 2**14 terms of the weights' sums
-    cdef Py_ssize_t per_unit = _per_unit(chains, total, 2**14 // (T + m))
+    cdef Py_ssize_t c, chains = s_out.shape[0], T = counts.shape[0], m = missing.shape[0]
     cdef const int64_t *p_missing = &missing[0] if m > 0 else NULL
-    cdef int64_t[::1] chain_s = np.full(chains, T // 2, dtype=np.int64)
-    cdef double[:, ::1] rates = np.full((chains, 2), alpha / beta)
-    cdef int64_t[:, ::1] imputed = np.zeros((chains, m), dtype=np.int64)
-    cdef unsigned char[::1] stopped = np.zeros(chains, dtype=np.uint8)
     cdef int64_t[:, ::1] scratch = np.empty((n_threads, 2 * T + 1), dtype=np.int64)
     cdef double[:, ::1] weight = np.empty((n_threads, T), dtype=np.float64)
-    cdef _Streams streams = _Streams(root_words, pool_size, first_chain, chains)
-    cdef Rounds rounds = Rounds(_n_units(chains, total, per_unit), n_threads)
-    while rounds.next():
-        lo = rounds.start
-        hi = rounds.stop
-        touched = min(chains, hi - lo)
-        for k in prange(touched, nogil=True, schedule="dynamic", chunksize=1,
-                        num_threads=n_threads):
-            _switchpoint_unit(streams, lo, hi, k, per_unit, total, &counts[0], T, p_missing,
-                              m, alpha, beta, thin, burn, &scratch[threadid(), 0],
-                              &weight[threadid(), 0], chain_s, rates, imputed, stopped,
-                              s_out, early_out, late_out, missing_out)
-    return int(np.sum(stopped))
+    cdef _Streams streams = _Streams(root_words, pool_size, first_chain)
+    cdef Interrupt interrupt = Interrupt()
+    cdef Py_ssize_t failed = 0
+    for c in prange(chains, nogil=True, schedule="dynamic", chunksize=1,
+                    num_threads=n_threads):
+        if not interrupt.stopped():
+            failed += _switchpoint_chain(
+                streams, interrupt, c, &counts[0], T, p_missing, m, alpha, beta, thin, burn,
+                &scratch[threadid(), 0], &weight[threadid(), 0], s_out[c], early_out[c],
+                late_out[c], missing_out[c])
+    interrupt.check()
+    return failed

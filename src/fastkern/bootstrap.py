@@ -185,8 +185,8 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
     MemoryError
         When the ``bootstrap_distribution`` of ``n_resamples`` cannot be allocated.
     KeyboardInterrupt
-        On Ctrl-C: a long call stops within a fraction of a second (between
-        rounds of resamples), frees what it allocated, and the next call works.
+        On Ctrl-C: a long call stops within a fraction of a second, frees what
+        it allocated, and the next call works.
 
     Warns
     -----
