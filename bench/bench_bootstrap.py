@@ -20,13 +20,6 @@ The targets (issue 3) are printed at the end with the measured ratios of medians
 workers=1 at least 10x faster than scipy for the mean and the median, and
 workers=2 at least 1.6x faster than workers=1.  On a shared machine, rerun when
 the spread (max / min) of a row is large.
-
-The cost of the Ctrl-C checks (issue 12): the fastkern call in rounds of about
-0.05 s with a signal check after each (the default) against the same call as one
-round (``fastkern._interrupt.interval(float("inf"))``), rows ``test_ctrl_c_checks``:
-
-    python -m pytest bench/bench_bootstrap.py -k ctrl_c_checks --benchmark-only \
-        --benchmark-group-by=group --benchmark-columns=min,median,max,rounds
 """
 import multiprocessing
 import os
@@ -35,7 +28,6 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from fastkern import _interrupt
 from fastkern.bootstrap import bootstrap
 from fastkern._workers import cpu_count
 
@@ -50,11 +42,6 @@ TARGETS = [  # (statistic, faster, slower, at least this many times faster)
     ("mean", "fastkern workers=2", "fastkern workers=1", 1.6),
     ("median", "fastkern workers=2", "fastkern workers=1", 1.6),
 ]
-
-# (statistic, the call in rounds, the call as one round): the checks' cost
-CHECKS = [(statistic, f"fastkern workers={workers}, in rounds",
-           f"fastkern workers={workers}, one round")
-          for statistic in ("mean", "median") for workers in (1, 2)]
 
 _medians = {}   # (statistic, contender) -> median seconds
 
@@ -126,11 +113,6 @@ def report(request):
             verdict = "met" if ratio >= target else "NOT met"
             lines.append(f"  {statistic:<7} {fast} vs {slow}: {ratio:6.2f}x "
                          f"(target >= {target}x: {verdict})")
-    for statistic, checked, unchecked in CHECKS:
-        if (statistic, checked) in _medians and (statistic, unchecked) in _medians:
-            cost = _medians[statistic, checked] / _medians[statistic, unchecked] - 1
-            lines.append(f"  {statistic:<7} Ctrl-C checks, {checked}: {cost:+6.1%} "
-                         f"against one round (target: within noise)")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():
@@ -175,17 +157,3 @@ def test_multiprocessing_pool(benchmark, pool, statistic):
 @pytest.mark.parametrize("statistic", STATISTICS)
 def test_numpy_vectorised(benchmark, statistic):
     _run(benchmark, statistic, "NumPy vectorised", vectorised_ci, statistic, rounds=3)
-
-
-# each pair of rows one after the other: the machine's load drifts less between them
-@pytest.mark.parametrize("in_rounds", [True, False], ids=["in rounds", "one round"])
-@pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("statistic", STATISTICS)
-def test_ctrl_c_checks(benchmark, statistic, workers, in_rounds):
-    before = _interrupt.interval(None if in_rounds else float("inf"))
-    try:
-        _run(benchmark, statistic,
-             f"fastkern workers={workers}, {'in rounds' if in_rounds else 'one round'}",
-             fastkern_ci, statistic, workers, rounds=9, group=", Ctrl-C checks")
-    finally:
-        _interrupt.interval(before)

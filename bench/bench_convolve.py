@@ -10,10 +10,6 @@ Workloads (on the project's 2-core machine):
   every 5th pixel in both directions, one call per filter: fastkern against the
   serial scipy loop (target: 100x), multiprocessing.Pool, joblib and
   concurrent.futures.
-- the cost of the Ctrl-C checks: 3000x3000 float64 image, 15x15 filter, mode
-  "same", with workers=1 and all workers, run as usual (in rounds of about
-  0.05 s with a check for signals between them) against one round without checks
-  (``fastkern._interrupt.interval(float("inf"))``; target: within noise).
 """
 import concurrent.futures
 import multiprocessing
@@ -25,7 +21,6 @@ import scipy.ndimage
 import scipy.signal
 
 import fastkern
-from fastkern import _interrupt
 
 N = 3000
 
@@ -160,38 +155,3 @@ def test_workload_fastkern_threads(run, workload):
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         run(lambda: list(ex.map(lambda f: fastkern.convolve2d(image, f, stride=5, workers=1),
                                 filters)), rounds=20)
-
-
-# -- the cost of the Ctrl-C checks -----------------------------------------------------
-
-@pytest.fixture(scope="module")
-def filt15():
-    return np.random.default_rng(3).random((15, 15))
-
-
-@pytest.fixture
-def no_checks():
-    """Each call in one round, with no check for signals."""
-    old = _interrupt.interval(float("inf"))
-    yield
-    _interrupt.interval(old)
-
-
-@pytest.mark.benchmark(group="same 3000x3000 float64, 15x15, workers=1: Ctrl-C checks")
-def test_checks_reference_none_workers_1(run, image, filt15, no_checks):
-    run(lambda: fastkern.convolve2d(image, filt15, "same", workers=1), rounds=15)
-
-
-@pytest.mark.benchmark(group="same 3000x3000 float64, 15x15, workers=1: Ctrl-C checks")
-def test_checks_every_round_workers_1(run, image, filt15):
-    run(lambda: fastkern.convolve2d(image, filt15, "same", workers=1), rounds=15)
-
-
-@pytest.mark.benchmark(group="same 3000x3000 float64, 15x15, all workers: Ctrl-C checks")
-def test_checks_reference_none_all_workers(run, image, filt15, no_checks):
-    run(lambda: fastkern.convolve2d(image, filt15, "same"), rounds=15)
-
-
-@pytest.mark.benchmark(group="same 3000x3000 float64, 15x15, all workers: Ctrl-C checks")
-def test_checks_every_round_all_workers(run, image, filt15):
-    run(lambda: fastkern.convolve2d(image, filt15, "same"), rounds=15)

@@ -422,8 +422,8 @@ def test_pearsonr_at_any_scale_is_scipys(scale):
 
 
 @pytest.fixture
-def round_seconds():
-    """Set the target length of a round (fastkern._rounds) for one test."""
+def signal_interval():
+    """Set how often a call looks at the signals (fastkern._interrupt) for one test."""
     before = _interrupt.interval()
     yield _interrupt.interval
     _interrupt.interval(before)
@@ -432,9 +432,9 @@ def round_seconds():
 @pytest.mark.parametrize("case", ["mean-normal", "var-ddof1", "median-counts",
                                   "trimmed-normal", "mean_diff-unpaired", "pearsonr",
                                   "callable-two"])
-def test_rounds_do_not_change_results(case, round_seconds):
-    """Rounds of one resample per thread (every round shorter than its target) give
-    the values of one round for the whole call, bit for bit."""
+def test_signal_checks_do_not_change_results(case, signal_interval):
+    """A call that looks at the signals between any two stretches of resamples
+    gives the values of one that never looks, bit for bit."""
     data, statistic, options, _, paired = CASES[case]
     batch = {"batch": 37} if callable(statistic) else {}   # batches end inside blocks
 
@@ -443,9 +443,9 @@ def test_rounds_do_not_change_results(case, round_seconds):
                          method="percentile", seed=12, workers=workers, **options,
                          **batch).bootstrap_distribution
 
-    round_seconds(float("inf"))
+    signal_interval(float("inf"))
     expected = run(1)
-    round_seconds(1e-9)
+    signal_interval(1e-9)
     for workers in (1, 2, 3):
         np.testing.assert_array_equal(run(workers), expected)
 

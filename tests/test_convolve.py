@@ -657,7 +657,7 @@ def test_ctrl_c_stops_a_call_of_one_long_row(assert_interruptible, func):
 
 
 @contextlib.contextmanager
-def round_seconds(seconds):
+def signal_interval(seconds):
     old = _interrupt.interval(seconds)
     try:
         yield
@@ -665,8 +665,10 @@ def round_seconds(seconds):
         _interrupt.interval(old)
 
 
-def _in_rounds(seconds, func, *args, **kwargs):
-    with round_seconds(seconds):
+def _looking_every(seconds, func, *args, **kwargs):
+    """func(*args, **kwargs), its calling thread looking at the signals every
+    `seconds` (1e-9: between any two units; inf: never)."""
+    with signal_interval(seconds):
         return func(*args, **kwargs)
 
 
@@ -686,16 +688,15 @@ def tiled_problems(draw):
 
 @given(tiled_problems())
 @settings(deadline=None)
-def test_rounds_of_any_size_give_identical_results(problem):
-    # 1e-9 s: every round is as small as it can be (a tile per thread)
+def test_looking_for_signals_changes_no_result(problem):
     dtype, shape1, shape2, mode, boundary, stride, workers, which, seed = problem
     rng = np.random.default_rng(seed)
     a = random_array(rng, shape1, dtype)
     b = random_array(rng, shape2, dtype)
     func = FUNCS[which][0]
     args = (func, a, b, mode, boundary, 2)
-    tiny = _in_rounds(1e-9, *args, stride=stride, workers=workers)
-    whole = _in_rounds(float("inf"), *args, stride=stride, workers=workers)
+    tiny = _looking_every(1e-9, *args, stride=stride, workers=workers)
+    whole = _looking_every(float("inf"), *args, stride=stride, workers=workers)
     assert tiny.tobytes() == whole.tobytes()
 
 
@@ -706,11 +707,11 @@ def test_rounds_of_any_size_give_identical_results(problem):
     ((40, 4500), (37, 250), "valid", (2, 1)),
     ((300, 2100), (5, 6), "same", (1, 3)),  # many tiles of rows
 ])
-def test_rounds_and_workers_identical_on_tiled_calls(dtype, shape1, shape2, mode, stride):
+def test_signal_checks_and_workers_identical_on_tiled_calls(dtype, shape1, shape2, mode, stride):
     rng = np.random.default_rng(17)
     a = random_array(rng, shape1, dtype)
     b = random_array(rng, shape2, dtype)
-    outs = [_in_rounds(seconds, correlate2d, a, b, mode, "symm", stride=stride, workers=workers)
+    outs = [_looking_every(seconds, correlate2d, a, b, mode, "symm", stride=stride, workers=workers)
             for seconds in (1e-9, float("inf")) for workers in (1, 3)]
     for out in outs[1:]:
         assert out.tobytes() == outs[0].tobytes()

@@ -340,7 +340,7 @@ def test_gibbs_stops_on_ctrl_c(workers, assert_interruptible):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_many_chains_stop_on_ctrl_c(workers, assert_interruptible):
-    # a million chains: a round must not be a step of every chain
+    # a million chains, each of which would run for minutes
     assert_interruptible(lambda: gibbs(1, thin=10**9, chains=10**6, workers=workers, seed=1))
     assert_interruptible(lambda: gibbs_switchpoint(COUNTS, 1, thin=10**9, chains=10**5,
                                                    workers=workers, seed=1))

@@ -21,9 +21,9 @@ itself.  The tests check all of this against NumPy.
 
 Ctrl-C
 ------
-Every kernel runs its resamples in rounds of a fraction of a second and checks
-for signals between rounds (see _run_in_rounds): a long call stops on Ctrl-C,
-frees what it allocated, and gives the same values however it is cut.
+Every kernel runs its resamples through _run_blocks, whose threads check for an
+interrupt between stretches of resamples: a long call stops on Ctrl-C, frees
+what it allocated, and the next call works.
 """
 from cython.parallel cimport prange, threadid
 from libc.math cimport NAN, ldexp, sqrt

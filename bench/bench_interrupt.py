@@ -1,11 +1,12 @@
-"""What Ctrl-C costs: each kernel's long call in rounds of about 0.05 s, with a
-check for signals between rounds (the default), against the same call as one
-round with no checks (``fastkern._interrupt.interval(float("inf"))``).  The
-two should be within noise of each other.
+"""What Ctrl-C costs: each kernel's call as usual, its threads checking for an
+interrupt between short units of work and the calling thread looking at the
+signals every 0.05 s (fastkern._interrupt), against the same call that never
+looks (``fastkern._interrupt.interval(float("inf"))``).  The two should be within
+noise of each other.
 
     python -m pytest bench/bench_interrupt.py --benchmark-only \
-        --benchmark-columns=min,median,max,rounds --benchmark-json=rounds.json
-    python bench/ratios.py rounds.json
+        --benchmark-columns=min,median,max,rounds --benchmark-json=interrupt.json
+    python bench/ratios.py interrupt.json
 """
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ WORKLOADS = _workloads()
 
 
 @pytest.fixture
-def one_round():
+def never_look():
     previous = _interrupt.interval(float("inf"))
     yield
     _interrupt.interval(previous)
@@ -56,6 +57,6 @@ def test_with_checks(benchmark, name, workers):
 
 @pytest.mark.parametrize("workers", [1, None], ids=["workers=1", "workers=default"])
 @pytest.mark.parametrize("name", list(WORKLOADS))
-def test_reference_one_round(benchmark, one_round, name, workers):
+def test_reference_never_looks(benchmark, never_look, name, workers):
     benchmark.group = f"{name}, {'one thread' if workers == 1 else 'all threads'}"
     benchmark.pedantic(WORKLOADS[name], args=(workers,), rounds=7, warmup_rounds=1)
