@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from . import _convolve
+from ._validation import as_array
 from ._workers import resolve_workers
 
 __all__ = ["convolve2d", "correlate2d"]
@@ -141,7 +142,7 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1
 
 
 def _as_input(x, name):
-    x = np.asarray(x)
+    x = as_array(x, name)
     if x.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got an array of shape {x.shape}")
     if x.size == 0:
@@ -187,7 +188,7 @@ def _parse_fill(fillvalue, out_dtype):
     """The fill value, checked to fit the output dtype: for an integer output an
     int, exact (as scipy's, whose conversion tries the integer first), else a
     complex number."""
-    fv = np.asarray(fillvalue)
+    fv = as_array(fillvalue, "fillvalue")
     if fv.size != 1:  # scipy's words
         raise ValueError("`fillvalue` must be scalar or an array with one element, "
                          f"got shape {fv.shape}")
