@@ -751,3 +751,30 @@ def test_any_shape(n, n_resamples, statistic, ties, method, seed):
         np.random.SeedSequence(seed).spawn(-(-n_resamples // BLOCK_SIZE))[0]))
     first = scipy_stat(x[rng0.integers(0, n, size=n)], axis=-1)
     assert res.bootstrap_distribution[0] == pytest.approx(first, rel=1e-12, abs=1e-12)
+
+
+def _unaligned(a):
+    """a's values in a buffer that starts one byte past an aligned address."""
+    buf = np.empty(a.nbytes + 1, dtype=np.uint8)
+    out = np.frombuffer(buf[1:].data, dtype=a.dtype).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("statistic", ["mean", "var", "median", "pearsonr"])
+def test_unaligned_data(dtype, statistic):
+    # data that arrive unaligned (pickled, from a network frame) are read whole
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=300) * 10).astype(dtype)
+    y = (x + rng.normal(size=300) * 5).astype(dtype)
+    data = (x, y) if statistic == "pearsonr" else (x,)
+    kw = dict(paired=statistic == "pearsonr", n_resamples=200, seed=2, method="percentile")
+    want = bootstrap(data, statistic, **kw).bootstrap_distribution
+    got = bootstrap(tuple(_unaligned(d) for d in data), statistic, **kw).bootstrap_distribution
+    np.testing.assert_array_equal(got, want)
+    cols = np.stack([x, x[::-1]], axis=1)
+    want = bootstrap(cols, "mean", axis=0, **kw).bootstrap_distribution
+    got = bootstrap(_unaligned(cols), "mean", axis=0, **kw).bootstrap_distribution
+    np.testing.assert_array_equal(got, want)

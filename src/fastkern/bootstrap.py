@@ -425,7 +425,10 @@ def _as_samples(data):
             what = "NaN" if np.isnan(a[i]) else "an infinite value"
             raise ValueError(f"{name} contains {what} (at index {i}); remove or impute "
                              f"it first")
-        samples.append(np.ascontiguousarray(a))
+        # the kernels load whole values: an unaligned buffer (bytes from a pickle,
+        # a network frame) is copied
+        a = np.ascontiguousarray(a)
+        samples.append(a if a.flags.aligned else a.copy())
     return samples, names
 
 
