@@ -3,6 +3,7 @@ the pattern builders against their definitions, SparseCSR, determinism across
 workers, the GIL, and bad input."""
 import math
 import pickle
+from decimal import Decimal, localcontext
 import threading
 import time
 
@@ -540,6 +541,34 @@ def test_local_2d_pattern_matches_cdist():
                                       cdist(coords, coords, "minkowski", p=p) < distance)
 
 
+def _exact_minkowski(di, dj, p):
+    """The p-distance of integer offsets to 40 digits (integer p)."""
+    with localcontext() as ctx:
+        ctx.prec = 40
+        total = Decimal(abs(di)) ** p + Decimal(abs(dj)) ** p
+        return float(total ** (Decimal(1) / Decimal(p))) if total else 0.0
+
+
+@pytest.mark.parametrize("p", [3, 64, 1000, 2000, 10**6])
+def test_local_2d_pattern_large_p(p):
+    # di**p overflows a float long before p = 2000: nothing may be lost to it
+    H, W = 7, 6
+    c = _coords(H, W)
+    d = np.array([[_exact_minkowski(a[0] - b[0], a[1] - b[1], p) for b in c] for a in c])
+    np.testing.assert_allclose(local_2d_distance(H, W, p=p), d, rtol=1e-14)
+    for distance in (1.5, 2.2, 4.01, 6.5):
+        want = _loop_mask(H, W, lambda a, b: _exact_minkowski(a[0] - b[0], a[1] - b[1], p)
+                          < distance)
+        np.testing.assert_array_equal(local_2d_pattern(H, W, distance, p=p), want)
+
+
+def test_local_2d_pattern_tiny_p():
+    # p -> 0: offsets along one axis keep their length, others tend to infinity
+    want = _loop_mask(5, 4, lambda a, b: (a[0] == b[0] or a[1] == b[1])
+                      and max(abs(a[0] - b[0]), abs(a[1] - b[1])) < 3)
+    np.testing.assert_array_equal(local_2d_pattern(5, 4, 3, p=1e-300), want)
+
+
 def test_axial_is_local_with_p0_distance2():
     np.testing.assert_array_equal(axial_2d_pattern(5, 7), local_2d_pattern(5, 7, 2, p=0))
 
@@ -604,6 +633,30 @@ def test_local_2d_gaussian_distribution():
     np.testing.assert_allclose(got32, want, rtol=1e-6)
     with pytest.raises(ValueError, match="sigma"):
         local_2d_gaussian_distribution(2, 2, sigma=0)
+
+
+@pytest.mark.parametrize("sigma", [1e-160, 1e-200, 5e-324, 1e-20])
+def test_local_2d_gaussian_distribution_tiny_sigma(sigma):
+    # every other token is infinitely many sigmas away: the identity
+    for dtype in (np.float64, np.float32):
+        np.testing.assert_array_equal(
+            local_2d_gaussian_distribution(3, 4, sigma=sigma, dtype=dtype), np.eye(12))
+
+
+@pytest.mark.parametrize("sigma", [1e200, 1.7e308, 1e20])
+def test_local_2d_gaussian_distribution_huge_sigma(sigma):
+    np.testing.assert_array_equal(local_2d_gaussian_distribution(3, 4, sigma=sigma),
+                                  np.ones((12, 12)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: local_2d_gaussian_distribution(2, 2, sigma=2**2000),
+    lambda: local_2d_pattern(2, 2, 2**2000),
+    lambda: random_pattern(2, 2**2000),
+])
+def test_patterns_huge_integers_are_value_errors(call):
+    with pytest.raises(ValueError, match="sigma|distance|sparsity"):
+        call()
 
 
 def test_random_pattern():
