@@ -130,6 +130,71 @@ def test_large_scores_do_not_overflow():
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-8)
 
 
+def loop_reference(q, k, v, mask, grad_out, scale):
+    """Attention and its gradients row by row over the allowed keys only, in plain
+    NumPy (one head).  A key whose score is -inf weighs 0; a row whose keys all
+    score -inf gives zeros, as a row with no key does; NaN propagates.  Gradients
+    are the sums of the usual terms over the allowed pairs."""
+    n, m = mask.shape
+    out, lse = np.zeros((n, v.shape[1])), np.full(n, -np.inf)
+    dq, dk, dv = np.zeros(q.shape), np.zeros(k.shape), np.zeros(v.shape)
+    with np.errstate(all="ignore"):
+        for i in range(n):
+            keys = np.flatnonzero(mask[i])
+            s = scale * (k[keys] @ q[i])
+            top = s.max() if keys.size else -np.inf
+            w = np.where(s == -np.inf, 0.0, np.exp(s - top))
+            total = w.sum()
+            if total == 0:  # out and lse stay 0 and -inf, p 0 (0 * inf is still NaN)
+                p = np.zeros_like(w)
+            else:
+                p = w / total
+                out[i], lse[i] = p @ v[keys], top + np.log(total)
+            ds = p * (v[keys] @ grad_out[i] - grad_out[i] @ out[i])
+            dq[i] = scale * (ds @ k[keys])
+            dk[keys] += scale * ds[:, None] * q[i]
+            dv[keys] += p[:, None] * grad_out[i]
+    return out, lse, dq, dk, dv
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_scores_match_a_plain_reference(dtype):
+    # inf and NaN in q and k give scores of +-inf and NaN; rows are longer than one
+    # chunk of the kernel, and some start with a chunk of -inf scores only
+    rng = np.random.default_rng(18)
+    n, m, d = 12, 150, 4
+    q = rng.standard_normal((n, d))
+    k = rng.standard_normal((m, d))
+    v = rng.standard_normal((m, 3))
+    g = rng.standard_normal((n, 3))
+    big = 1e200 if dtype == np.float64 else 1e30    # big * big overflows to inf
+    k[:, 0] = np.where(np.arange(m) < 70, -big, 0.0)
+    q[1:4, 0] = np.inf           # -inf on the first 70 keys, NaN (inf * 0) after
+    q[4, 0] = np.inf             # keys < 70 only: all -inf, a row of zeros
+    q[5] = [big, 0, 0, 0]        # -inf on the first 70 keys (over a chunk), 0 after
+    q[6, 1] = np.nan
+    k[100, 2] = np.nan
+    k[140, :] = -np.inf
+    q[7] = [1.0, 0.0, 0.0, 0.0]  # with k[140] = -inf everywhere: a -inf score
+    mask = rng.random((n, m)) < 0.7
+    mask[4, 70:] = False
+    mask[5, :70] = True
+    mask[5, [100, 140]] = False
+    mask[7, 140] = True
+    mask[8] = False
+    q, k, v, g = (x.astype(dtype) for x in (q, k, v, g))
+    scale = 0.5
+    want = loop_reference(*(x.astype(np.float64) for x in (q, k, v)), mask,
+                          g.astype(np.float64), scale)
+    assert np.isnan(want[0][1]).all() and np.all(want[0][4] == 0) and np.all(np.isfinite(want[0][5]))
+    out, lse = sparse_attention(q, k, v, mask, scale=scale, return_lse=True)
+    grads = sparse_attention_backward(q, k, v, mask, g, scale=scale)
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    for got, ref in zip((out, lse) + grads, want):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+
+
 def test_scale_default_and_explicit():
     rng = np.random.default_rng(3)
     q, k, v, _, mask = random_problem(rng, (), 20, 20, 9, 9, 0.5)
