@@ -32,6 +32,7 @@ import pytest
 import fastkern
 from fastkern.attention import SparseCSR, sparse_attention, sparse_attention_backward
 from fastkern.attention import _device
+from fastkern.attention.csr import pattern_of
 
 from attention_problems import random_problem
 
@@ -481,10 +482,10 @@ def test_dispatch_copies_a_mask_to_the_device_once(fake_gpu):
     csr = SparseCSR.from_dense(np.eye(5, dtype=bool))
     x = FakeAdapter.keep(np.ones((5, 2), dtype=np.float32))
     sparse_attention(x, x, x, csr)
-    first = _device._csr_on_device[id(csr)][1][FakeAdapter, 0]
+    key = id(pattern_of(csr))  # the cache is the SparseCSR's pattern's, for its life
+    first = _device._csr_on_device[key][1][FakeAdapter, 0]
     sparse_attention_backward(x, x, x, csr, x)
-    assert _device._csr_on_device[id(csr)][1][FakeAdapter, 0] is first
-    key = id(csr)
+    assert _device._csr_on_device[key][1][FakeAdapter, 0] is first
     del csr
     gc.collect()
     assert key not in _device._csr_on_device
