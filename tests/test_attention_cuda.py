@@ -491,6 +491,24 @@ def test_dispatch_copies_a_mask_to_the_device_once(fake_gpu):
     assert key not in _device._csr_on_device
 
 
+def test_misaligned_device_arrays_are_refused(fake_gpu):
+    # a misaligned load on the device is a sticky error: refuse before launching
+    rng = np.random.default_rng(21)
+    q, k, v, g, mask = random_problem(rng, (2,), 8, 6, 4, 4, 0.5, np.float32)
+    good = [FakeAdapter.keep(x) for x in (q, k, v, g)]
+    for i, name in enumerate(("q", "k", "v", "grad_out")):
+        x = (q, k, v, g)[i]
+        buf = np.zeros(x.nbytes + 4, np.uint8)
+        bad = np.frombuffer(buf, np.float32, count=x.size, offset=2).reshape(x.shape)
+        args = list(good)
+        args[i] = FakeAdapter.keep(bad)
+        if i < 3:
+            with pytest.raises(ValueError, match=f"{name} must start at a multiple"):
+                sparse_attention(*args[:3], mask)
+        with pytest.raises(ValueError, match=f"{name} must start at a multiple"):
+            sparse_attention_backward(*args[:3], mask, args[3])
+
+
 def test_dense_masks_host_or_device(fake_gpu):
     mask = np.random.default_rng(13).random((6, 4)) < 0.5
     q, k = np.ones((6, 3), np.float32), np.arange(12, dtype=np.float32).reshape(4, 3) / 10

@@ -287,6 +287,21 @@ def _check_arrays(kind, q, k, v):
     return dtypes[0], qs[:-2], qs[-2], ks[-2], qs[-1], vs[-1]
 
 
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+
+def _check_aligned(kind, named):
+    """ValueError for an array whose memory does not start at a multiple of its
+    element size (an odd offset into a buffer): the kernels load whole elements,
+    and a misaligned load is a sticky CUDA error, the end of the process's use
+    of the device."""
+    for name, x in named:
+        size = _ITEMSIZE[kind.dtype(x)]
+        if kind.pointer(x) % size:
+            raise ValueError(f"{name} must start at a multiple of its element size "
+                             f"({size} bytes) in device memory: pass a copy of it")
+
+
 def _check_like(kind, x, name, dtype, shape):
     if kind.dtype(x) != dtype:
         raise TypeError(f"{name} must have dtype {dtype}, got {kind.dtype(x)}")
@@ -356,6 +371,7 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
     pattern = _prepare_mask(mask, kind, n, m)
     scale = _prepare_scale(scale, d, dtype)
     q, k, v = (kind.contiguous(x) for x in (q, k, v))
+    _check_aligned(kind, [("q", q), ("k", k), ("v", v)])
     out, lse = _forward(kind, device, dtype, pattern, lead, n, m, d, dv, q, k, v, scale)
     return (out, lse) if return_lse else out
 
@@ -374,12 +390,14 @@ def sparse_attention_backward(q, k, v, mask, grad_out, *, scale=None, workers=No
     pattern = _prepare_mask(mask, kind, n, m)
     scale = _prepare_scale(scale, d, dtype)
     q, k, v, grad_out = (kind.contiguous(x) for x in (q, k, v, grad_out))
+    _check_aligned(kind, [("q", q), ("k", k), ("v", v), ("grad_out", grad_out)])
     if out is None:
         out, lse = _forward(kind, device, dtype, pattern, lead, n, m, d, dv, q, k, v, scale)
     else:
         _check_like(kind, out, "out", dtype, lead + (n, dv))
         _check_like(kind, lse, "lse", _ACCUMULATOR[dtype], lead + (n,))
         out, lse = kind.contiguous(out), kind.contiguous(lse)
+        _check_aligned(kind, [("out", out), ("lse", lse)])
     dq = kind.empty(lead + (n, d), dtype, device)
     dk = kind.empty(lead + (m, d), dtype, device)
     dv_ = kind.empty(lead + (m, dv), dtype, device)

@@ -210,9 +210,11 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
     CUDA kernels, on the arrays' device and the library's current stream, and
     give arrays of the same library.  There q, k, v may also be float16 or
     bfloat16, summed in float32; ``lse`` is float32 for those and float32 inputs,
-    float64 for float64; head sizes D and Dv are at most 256; ``workers`` is
-    unused.  The mask stays on the host: a SparseCSR is copied to each device
-    once and kept there for the life of the object.
+    float64 for float64; head sizes D and Dv are at most 256; each array must
+    start at a multiple of its element size (ValueError otherwise; host arrays
+    are copied instead); ``workers`` is unused.  The mask stays on the host: a
+    SparseCSR is copied to each device once and kept there for the life of the
+    object.
 
     Examples
     --------
