@@ -33,7 +33,7 @@ from fastkern.attention import (
 )
 from fastkern.attention import csr as csr_module
 
-from attention_problems import random_problem
+from attention_problems import nonfinite_problem, random_problem
 
 
 # ---------------------------------------------------------------- reference
@@ -163,28 +163,7 @@ def loop_reference(q, k, v, mask, grad_out, scale):
 def test_non_finite_scores_match_a_plain_reference(dtype):
     # inf and NaN in q and k give scores of +-inf and NaN; rows are longer than one
     # chunk of the kernel, and some start with a chunk of -inf scores only
-    rng = np.random.default_rng(18)
-    n, m, d = 12, 150, 4
-    q = rng.standard_normal((n, d))
-    k = rng.standard_normal((m, d))
-    v = rng.standard_normal((m, 3))
-    g = rng.standard_normal((n, 3))
-    big = 1e200 if dtype == np.float64 else 1e30    # big * big overflows to inf
-    k[:, 0] = np.where(np.arange(m) < 70, -big, 0.0)
-    q[1:4, 0] = np.inf           # -inf on the first 70 keys, NaN (inf * 0) after
-    q[4, 0] = np.inf             # keys < 70 only: all -inf, a row of zeros
-    q[5] = [big, 0, 0, 0]        # -inf on the first 70 keys (over a chunk), 0 after
-    q[6, 1] = np.nan
-    k[100, 2] = np.nan
-    k[140, :] = -np.inf
-    q[7] = [1.0, 0.0, 0.0, 0.0]  # with k[140] = -inf everywhere: a -inf score
-    mask = rng.random((n, m)) < 0.7
-    mask[4, 70:] = False
-    mask[5, :70] = True
-    mask[5, [100, 140]] = False
-    mask[7, 140] = True
-    mask[8] = False
-    q, k, v, g = (x.astype(dtype) for x in (q, k, v, g))
+    q, k, v, g, mask = nonfinite_problem(dtype)
     scale = 0.5
     want = loop_reference(*(x.astype(np.float64) for x in (q, k, v)), mask,
                           g.astype(np.float64), scale)

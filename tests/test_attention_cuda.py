@@ -34,7 +34,7 @@ from fastkern.attention import SparseCSR, sparse_attention, sparse_attention_bac
 from fastkern.attention import _device
 from fastkern.attention.csr import pattern_of
 
-from attention_problems import random_problem
+from attention_problems import nonfinite_problem, random_problem
 
 try:
     from fastkern import _cuda
@@ -866,6 +866,20 @@ def test_kernels_emulated_on_the_cpu_match_the_cpu_kernels(emulated, lead, n, m,
         for name, a, b in zip(("out", "lse", "dq", "dk", "dv"), got, want):
             np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=f"{dtype} {name}")
         assert np.all(got[0][..., 1, :] == 0) and np.all(got[1][..., 1] == -np.inf)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 2e-5)])
+def test_kernels_emulated_on_the_cpu_non_finite_scores(emulated, dtype, tol):
+    # -inf scores weigh 0 (even over a whole chunk), NaN rows are NaN: as on the CPU
+    q, k, v, g, mask = nonfinite_problem(np.dtype(dtype))
+    csr = SparseCSR.from_dense(mask)
+    out, lse = sparse_attention(q, k, v, csr, scale=0.5, return_lse=True)
+    want = (out, lse) + sparse_attention_backward(q, k, v, csr, g, scale=0.5)
+    got = _emulated_attention(emulated, dtype, q, k, v, g, csr, 0.5)
+    for name, a, b in zip(("out", "lse", "dq", "dk", "dv"), got, want):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=f"{dtype} {name}")
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"{dtype} {name}")
 
 
 @pytest.mark.slow
