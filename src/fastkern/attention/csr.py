@@ -179,6 +179,15 @@ class SparseCSR:
         Returns
         -------
         SparseCSR
+
+        Raises
+        ------
+        ValueError
+            For a mask that is not 2-D, or whose N * M elements outnumber this
+            machine's bytes of memory (a broadcast view or a memory map: it is
+            refused before a scan that would take minutes).
+        TypeError
+            For a mask that is not boolean.
         """
         mask = as_array(mask, "mask")
         if mask.ndim != 2:
@@ -207,6 +216,7 @@ class SparseCSR:
 
         Explicitly stored zeros count as allowed positions, as in the sparse
         array's own structure; call ``eliminate_zeros()`` first to drop them.
+        Anything but a ``scipy.sparse`` object is a TypeError.
         """
         import scipy.sparse
 
