@@ -2,9 +2,12 @@
 the pattern builders against their definitions, SparseCSR, determinism across
 workers, the GIL, and bad input."""
 import math
+import os
 import pickle
-import threading
-import time
+import subprocess
+import sys
+import textwrap
+from decimal import Decimal, localcontext
 
 import numpy as np
 import pytest
@@ -30,7 +33,7 @@ from fastkern.attention import (
 )
 from fastkern.attention import csr as csr_module
 
-from attention_problems import random_problem
+from attention_problems import nonfinite_problem, random_problem
 
 
 # ---------------------------------------------------------------- reference
@@ -127,6 +130,87 @@ def test_large_scores_do_not_overflow():
     for got, want in zip(sparse_attention_backward(q, k, v, mask, g, scale=300.0), ref[2:]):
         assert np.all(np.isfinite(got))
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-8)
+
+
+def loop_reference(q, k, v, mask, grad_out, scale):
+    """Attention and its gradients row by row over the allowed keys only, in plain
+    NumPy (one head).  A key whose score is -inf weighs 0; a row whose keys all
+    score -inf gives zeros, as a row with no key does; NaN propagates.  Gradients
+    are the sums of the usual terms over the allowed pairs."""
+    n, m = mask.shape
+    out, lse = np.zeros((n, v.shape[1])), np.full(n, -np.inf)
+    dq, dk, dv = np.zeros(q.shape), np.zeros(k.shape), np.zeros(v.shape)
+    with np.errstate(all="ignore"):
+        for i in range(n):
+            keys = np.flatnonzero(mask[i])
+            s = scale * (k[keys] @ q[i])
+            top = s.max() if keys.size else -np.inf
+            w = np.where(s == -np.inf, 0.0, np.exp(s - top))
+            total = w.sum()
+            if total == 0:  # out and lse stay 0 and -inf, p 0 (0 * inf is still NaN)
+                p = np.zeros_like(w)
+            else:
+                p = w / total
+                out[i], lse[i] = p @ v[keys], top + np.log(total)
+            ds = p * (v[keys] @ grad_out[i] - grad_out[i] @ out[i])
+            dq[i] = scale * (ds @ k[keys])
+            dk[keys] += scale * ds[:, None] * q[i]
+            dv[keys] += p[:, None] * grad_out[i]
+    return out, lse, dq, dk, dv
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_scores_match_a_plain_reference(dtype):
+    # inf and NaN in q and k give scores of +-inf and NaN; rows are longer than one
+    # chunk of the kernel, and some start with a chunk of -inf scores only
+    q, k, v, g, mask = nonfinite_problem(dtype)
+    scale = 0.5
+    want = loop_reference(*(x.astype(np.float64) for x in (q, k, v)), mask,
+                          g.astype(np.float64), scale)
+    assert np.isnan(want[0][1]).all() and np.all(want[0][4] == 0)
+    assert np.all(np.isfinite(want[0][5]))
+    out, lse = sparse_attention(q, k, v, mask, scale=scale, return_lse=True)
+    grads = sparse_attention_backward(q, k, v, mask, g, scale=scale)
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    for got, ref in zip((out, lse) + grads, want):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+
+
+def _misaligned(x):
+    """A copy of x whose data starts one byte past an aligned address."""
+    buf = np.empty(x.nbytes + x.itemsize, np.uint8)
+    y = np.frombuffer(buf, x.dtype, count=x.size, offset=1).reshape(x.shape)
+    y.flags.writeable = True
+    y[...] = x
+    assert not y.flags.aligned
+    return y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_misaligned_inputs(dtype, monkeypatch):
+    # the kernels load whole vectors of the element type: they are only ever
+    # handed aligned arrays, and the results are those of aligned inputs
+    from fastkern import _attention
+    rng = np.random.default_rng(19)
+    q, k, v, g, mask = random_problem(rng, (2,), 40, 30, 16, 16, 0.4, dtype)
+    out, lse = sparse_attention(q, k, v, mask, return_lse=True)
+    grads = sparse_attention_backward(q, k, v, mask, g)
+    for name in ("forward", "backward"):
+        kernel = getattr(_attention, name)
+
+        def spy(*args, kernel=kernel):
+            assert all(a.flags.aligned for a in args if isinstance(a, np.ndarray))
+            return kernel(*args)
+
+        monkeypatch.setattr(_attention, name, spy)
+    mq, mk, mv, mg, mo, ml = map(_misaligned, (q, k, v, g, out, lse))
+    np.testing.assert_array_equal(sparse_attention(mq, mk, mv, mask), out)
+    for got, want in zip(sparse_attention_backward(mq, mk, mv, mask, mg), grads):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(sparse_attention_backward(mq, mk, mv, mask, mg, out=mo, lse=ml),
+                         grads):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_scale_default_and_explicit():
@@ -254,34 +338,68 @@ def test_results_identical_for_every_workers(dtype):
             np.testing.assert_array_equal(got, want)
 
 
-def test_gil_is_released_during_a_call():
-    # A long call on one thread; a pure-Python counter in another thread that
-    # yields the GIL between increments.  If the call held the GIL, the counter
-    # could not move while it ran.
+def test_releases_the_gil(assert_releases_gil):
     rng = np.random.default_rng(10)
-    q, k, v, g, mask = random_problem(rng, (4,), 1500, 1500, 32, 32, 0.3, np.float32)
+    q, k, v, g, mask = random_problem(rng, (1,), 400, 400, 32, 32, 0.3, np.float32)
     csr = SparseCSR.from_dense(mask)
-    csr.transpose()
-    count = 0
-    stop = False
 
-    def counter():
-        nonlocal count
-        while not stop:
-            count += 1
-            time.sleep(0)  # releases the GIL
+    def make_call(scale):
+        qs, ks, vs, gs = (np.repeat(x, scale, axis=0) for x in (q, k, v, g))
+        return lambda: sparse_attention_backward(qs, ks, vs, csr, gs, workers=1)
 
-    thread = threading.Thread(target=counter)
-    thread.start()
-    try:
-        time.sleep(0.01)
-        before = count
-        sparse_attention_backward(q, k, v, csr, g, workers=1)
-        progress = count - before
-    finally:
-        stop = True
-        thread.join()
-    assert progress >= 20, f"counter advanced only {progress} times during the call"
+    assert_releases_gil(make_call)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_results_do_not_depend_on_rounds(workers):
+    # one round per call, or one unit of (head, block of rows) per round: bit for bit
+    from fastkern import _rounds
+    rng = np.random.default_rng(17)
+    q, k, v, g, mask = random_problem(rng, (3,), 200, 150, 16, 8, 0.2, empty_rows=(4,))
+    csr = SparseCSR.from_dense(mask)
+    results = []
+    for seconds in (math.inf, 1e-9):
+        old = _rounds.round_seconds(seconds)
+        try:
+            results.append((sparse_attention(q, k, v, csr, workers=workers),)
+                           + sparse_attention_backward(q, k, v, csr, g, workers=workers))
+        finally:
+            _rounds.round_seconds(old)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def _long_problem(heads):
+    """float32 q, k, v of `heads` heads over 6000 tokens, every key allowed: about
+    1e10 multiply-adds a head, in well under 1 GB."""
+    n, d = 6000, 64
+    q, k, v = (np.full((heads, n, d), 0.01, np.float32) for _ in range(3))
+    mask = SparseCSR.from_dense(np.broadcast_to(np.ones(1, bool), (n, n)))
+    return q, k, v, mask
+
+
+def test_forward_stops_on_ctrl_c(assert_interruptible):
+    q, k, v, mask = _long_problem(heads=100)
+    small = _ok()
+
+    def call():
+        while True:  # each call alone lasts seconds even on many fast cores
+            sparse_attention(q, k, v, mask)
+
+    assert_interruptible(call, small=lambda: sparse_attention(*small))
+
+
+def test_backward_stops_on_ctrl_c(assert_interruptible):
+    q, k, v, mask = _long_problem(heads=40)
+    mask.transpose()
+    small = _ok()
+
+    def call():
+        while True:
+            sparse_attention_backward(q, k, v, mask, v)
+
+    assert_interruptible(call, small=lambda: sparse_attention_backward(*small,
+                                                                        np.ones((2, 4, 2))))
 
 
 # ---------------------------------------------------------------- bad input
@@ -337,6 +455,42 @@ def test_bad_workers():
         sparse_attention(*_ok(), workers=0)
     with pytest.raises(TypeError, match="workers"):
         sparse_attention(*_ok(), workers=1.5)
+
+
+def test_workers_beyond_int():
+    with pytest.raises(ValueError, match="workers"):
+        sparse_attention(*_ok(), workers=2**31)
+    with pytest.raises(ValueError, match="workers"):
+        sparse_attention_backward(*_ok(), np.ones((2, 4, 2)), workers=2**63)
+
+
+@pytest.mark.parametrize("scale", [2**2000, -(2**2000), 2**1024],
+                         ids=["2**2000", "-2**2000", "2**1024"])
+def test_scale_too_large_for_a_float(scale):
+    with pytest.raises(ValueError, match="scale"):
+        sparse_attention(*_ok(), scale=scale)
+    with pytest.raises(ValueError, match="scale"):
+        sparse_attention_backward(*_ok(), np.ones((2, 4, 2)), scale=scale)
+
+
+def test_huge_broadcast_mask_fails_fast():
+    # 10**12 mask elements from one byte: converting them would scan for minutes and
+    # then need terabytes; the size alone is refused.  In a child with a time limit,
+    # so that a regression fails instead of stalling the suite.
+    run_child("""
+        import numpy as np
+        from fastkern.attention import SparseCSR, sparse_attention
+        n = 10**6
+        q = np.ones((n, 1), np.float32)
+        mask = np.broadcast_to(np.ones(1, bool), (n, n))
+        for call in (lambda: sparse_attention(q, q, q, mask), lambda: SparseCSR.from_dense(mask)):
+            try:
+                call()
+            except (ValueError, MemoryError) as e:
+                assert "mask" in str(e), e
+            else:
+                raise AssertionError("a 10**12-element mask was accepted")
+    """, timeout=60)
 
 
 def test_bad_backward_arguments():
@@ -459,10 +613,181 @@ def test_csr_arrays_are_read_only():
         csr.column_indices[0] = 2
 
 
+def run_child(code, timeout=120):
+    """Run code in a new interpreter that imports this fastkern: a crash there
+    fails the test instead of ending pytest.  Returns its stdout."""
+    import fastkern
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(fastkern.__file__))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (
+        f"the child ended with status {proc.returncode}:\n{proc.stdout[-2000:]}\n"
+        f"{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def test_csr_arrays_cannot_be_made_writeable():
+    csr = SparseCSR.from_dense(np.eye(3, dtype=bool))
+    arrays = (csr.row_offsets, csr.column_indices, csr.row_order, csr.transpose().row_offsets,
+              csr.transpose().column_indices)
+    for a in arrays:
+        for x in (a, a[:], a.view(), np.asarray(a)):
+            with pytest.raises(ValueError):
+                x.flags.writeable = True
+            with pytest.raises(ValueError):
+                x[0] = 2
+
+
+# Each snippet tampers with `csr`, a 6 x 5 mask of SparseCSR (or a subclass), the
+# way a user could; a call must then give a clean error or the right result.
+_TAMPERING = {
+    "writeable flag": """
+        for a in (csr.column_indices, csr.row_offsets, csr.row_order):
+            try:
+                a.flags.writeable = True
+                a[:] = 10**6
+            except ValueError:
+                pass
+    """,
+    "base of the arrays": """
+        for a in (csr.column_indices, csr.row_offsets):
+            base = a.base
+            while isinstance(base, np.ndarray):
+                base = base.base
+            try:
+                np.frombuffer(base, np.uint8)[:] = 255
+            except (TypeError, ValueError, AttributeError):
+                pass
+    """,
+    "subclass shape": """
+        class Evil(SparseCSR):
+            shape = property(lambda self: (600, 500))
+        csr = Evil(csr.row_offsets, csr.column_indices, (6, 5))
+        q, k, v, g = (np.ones((2, s, 3)) for s in (600, 500, 500, 600))
+    """,
+    "subclass arrays": """
+        class Evil(SparseCSR):
+            row_offsets = property(lambda self: np.array([0] + [10**6] * 6, np.int32))
+            column_indices = property(lambda self: np.full(10**6, 10**9, np.int32))
+            row_order = property(lambda self: np.arange(1000, 1006, dtype=np.int32))
+            index_dtype = property(lambda self: np.dtype(np.int64))
+            nnz = property(lambda self: 10**6)
+        csr = Evil(csr.row_offsets, csr.column_indices, (6, 5))
+    """,
+    "subclass transpose": """
+        class Evil(SparseCSR):
+            def transpose(self):
+                return SparseCSR.from_dense(np.ones((5, 60), bool))
+            T = property(transpose)
+        csr = Evil(csr.row_offsets, csr.column_indices, (6, 5))
+    """,
+    "subclass private names": """
+        class Evil(SparseCSR):
+            _pattern = property(lambda self: np.zeros(3))
+            _offsets = property(lambda self: np.full(7, 10**6, np.int32))
+            _cols = property(lambda self: np.full(7, 10**6, np.int32))
+            _shape = property(lambda self: (600, 500))
+        try:
+            csr = Evil(csr.row_offsets, csr.column_indices, (6, 5))
+        except (TypeError, ValueError, AttributeError):
+            pass
+    """,
+    "object.__setattr__": """
+        for name, value in [("_pattern", np.zeros(3)), ("_offsets", np.full(7, 10**6)),
+                            ("_cols", np.arange(10**6)), ("_shape", (600, 500)),
+                            ("_transpose", SparseCSR.from_dense(np.ones((5, 60), bool)))]:
+            try:
+                object.__setattr__(csr, name, value)
+            except (AttributeError, TypeError):
+                pass
+    """,
+    "state from __reduce__": """
+        cls, args = csr.__reduce__()[:2]
+        bad = (np.array([0, 1, 2, 3, 4, 5, 6]), np.array([0, 1, 2, 3, 4, 10**6]), (6, 5))
+        try:
+            csr = cls(*bad)
+        except ValueError:
+            pass
+        import copy
+        csr = copy.deepcopy(csr)
+    """,
+    "the kernels' own pattern": """
+        from fastkern import _attention
+        P = type(csr._pattern) if hasattr(csr, "_pattern") else None
+        if P is not None:
+            for args in [(np.array([0, 1, 5]), np.array([0, 9]), 5),
+                         (np.array([0, 1, 2], np.int32), np.array([0, 9], np.int32), 5),
+                         (np.array([0, 2, 1], np.int32), np.array([0, 1], np.int32), 5),
+                         (np.array([0, 2, 2], np.int32), np.array([1, 1], np.int32), 5)]:
+                try:
+                    P(*args)
+                except (TypeError, ValueError):
+                    pass
+                else:
+                    raise AssertionError(f"accepted {args}")
+            try:
+                class Sub(P):
+                    pass
+            except TypeError:
+                pass
+    """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_TAMPERING))
+def test_tampered_csr_never_crashes(name):
+    out = run_child(_CHILD_HEADER + textwrap.indent(textwrap.dedent(_TAMPERING[name]), "    ")
+                    + _CHILD_FOOTER)
+    assert "checked" in out
+
+
+_CHILD_HEADER = """
+import numpy as np
+from fastkern.attention import SparseCSR, sparse_attention, sparse_attention_backward
+
+dense = np.random.default_rng(0).random((6, 5)) < 0.5
+dense[2] = False
+csr = SparseCSR.from_dense(dense)
+rng = np.random.default_rng(1)
+q, k, v, g = (rng.standard_normal((2, s, 3)) for s in (6, 5, 5, 6))
+if True:
+"""
+
+# the result must be that of the pattern the kernels were given
+_CHILD_FOOTER = """
+for call in ("forward", "backward"):
+    try:
+        if call == "forward":
+            got = sparse_attention(q, k, v, csr)
+        else:
+            got = sparse_attention_backward(q, k, v, csr, g)
+    except (TypeError, ValueError) as e:
+        print("refused:", type(e).__name__, e)
+        continue
+    # a correct result: that of the dense pattern the object actually holds
+    want_mask = SparseCSR.to_dense(csr) if isinstance(csr, SparseCSR) else dense
+    if call == "forward":
+        want = sparse_attention(q, k, v, want_mask)
+        np.testing.assert_allclose(got, want, atol=1e-12)
+    else:
+        for a, b in zip(got, sparse_attention_backward(q, k, v, want_mask, g)):
+            np.testing.assert_allclose(a, b, atol=1e-12)
+print("checked")
+"""
+
+
 def test_csr_from_scipy():
     sparse = pytest.importorskip("scipy.sparse")
     dense = np.random.default_rng(14).random((8, 6)) < 0.3
     assert SparseCSR.from_scipy(sparse.csr_array(dense)) == SparseCSR.from_dense(dense)
+
+
+@pytest.mark.parametrize("matrix", [np.eye(3), [[1, 0]], None, "csr"])
+def test_csr_from_scipy_refuses_other_objects(matrix):
+    with pytest.raises(TypeError, match="matrix must be a scipy.sparse"):
+        SparseCSR.from_scipy(matrix)
 
 
 @pytest.mark.parametrize("args, exc, words", [
@@ -540,6 +865,34 @@ def test_local_2d_pattern_matches_cdist():
                                       cdist(coords, coords, "minkowski", p=p) < distance)
 
 
+def _exact_minkowski(di, dj, p):
+    """The p-distance of integer offsets to 40 digits (integer p)."""
+    with localcontext() as ctx:
+        ctx.prec = 40
+        total = Decimal(abs(di)) ** p + Decimal(abs(dj)) ** p
+        return float(total ** (Decimal(1) / Decimal(p))) if total else 0.0
+
+
+@pytest.mark.parametrize("p", [3, 64, 1000, 2000, 10**6])
+def test_local_2d_pattern_large_p(p):
+    # di**p overflows a float long before p = 2000: nothing may be lost to it
+    H, W = 7, 6
+    c = _coords(H, W)
+    d = np.array([[_exact_minkowski(a[0] - b[0], a[1] - b[1], p) for b in c] for a in c])
+    np.testing.assert_allclose(local_2d_distance(H, W, p=p), d, rtol=1e-14)
+    for distance in (1.5, 2.2, 4.01, 6.5):
+        want = _loop_mask(H, W, lambda a, b: _exact_minkowski(a[0] - b[0], a[1] - b[1], p)
+                          < distance)
+        np.testing.assert_array_equal(local_2d_pattern(H, W, distance, p=p), want)
+
+
+def test_local_2d_pattern_tiny_p():
+    # p -> 0: offsets along one axis keep their length, others tend to infinity
+    want = _loop_mask(5, 4, lambda a, b: (a[0] == b[0] or a[1] == b[1])
+                      and max(abs(a[0] - b[0]), abs(a[1] - b[1])) < 3)
+    np.testing.assert_array_equal(local_2d_pattern(5, 4, 3, p=1e-300), want)
+
+
 def test_axial_is_local_with_p0_distance2():
     np.testing.assert_array_equal(axial_2d_pattern(5, 7), local_2d_pattern(5, 7, 2, p=0))
 
@@ -604,6 +957,30 @@ def test_local_2d_gaussian_distribution():
     np.testing.assert_allclose(got32, want, rtol=1e-6)
     with pytest.raises(ValueError, match="sigma"):
         local_2d_gaussian_distribution(2, 2, sigma=0)
+
+
+@pytest.mark.parametrize("sigma", [1e-160, 1e-200, 5e-324, 1e-20])
+def test_local_2d_gaussian_distribution_tiny_sigma(sigma):
+    # every other token is infinitely many sigmas away: the identity
+    for dtype in (np.float64, np.float32):
+        np.testing.assert_array_equal(
+            local_2d_gaussian_distribution(3, 4, sigma=sigma, dtype=dtype), np.eye(12))
+
+
+@pytest.mark.parametrize("sigma", [1e200, 1.7e308, 1e20])
+def test_local_2d_gaussian_distribution_huge_sigma(sigma):
+    np.testing.assert_array_equal(local_2d_gaussian_distribution(3, 4, sigma=sigma),
+                                  np.ones((12, 12)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: local_2d_gaussian_distribution(2, 2, sigma=2**2000),
+    lambda: local_2d_pattern(2, 2, 2**2000),
+    lambda: random_pattern(2, 2**2000),
+])
+def test_patterns_huge_integers_are_value_errors(call):
+    with pytest.raises(ValueError, match="sigma|distance|sparsity"):
+        call()
 
 
 def test_random_pattern():

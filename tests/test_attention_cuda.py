@@ -32,8 +32,9 @@ import pytest
 import fastkern
 from fastkern.attention import SparseCSR, sparse_attention, sparse_attention_backward
 from fastkern.attention import _device
+from fastkern.attention.csr import pattern_of
 
-from attention_problems import random_problem
+from attention_problems import nonfinite_problem, random_problem
 
 try:
     from fastkern import _cuda
@@ -481,13 +482,31 @@ def test_dispatch_copies_a_mask_to_the_device_once(fake_gpu):
     csr = SparseCSR.from_dense(np.eye(5, dtype=bool))
     x = FakeAdapter.keep(np.ones((5, 2), dtype=np.float32))
     sparse_attention(x, x, x, csr)
-    first = _device._csr_on_device[id(csr)][1][FakeAdapter, 0]
+    key = id(pattern_of(csr))  # the cache is the SparseCSR's pattern's, for its life
+    first = _device._csr_on_device[key][1][FakeAdapter, 0]
     sparse_attention_backward(x, x, x, csr, x)
-    assert _device._csr_on_device[id(csr)][1][FakeAdapter, 0] is first
-    key = id(csr)
+    assert _device._csr_on_device[key][1][FakeAdapter, 0] is first
     del csr
     gc.collect()
     assert key not in _device._csr_on_device
+
+
+def test_misaligned_device_arrays_are_refused(fake_gpu):
+    # a misaligned load on the device is a sticky error: refuse before launching
+    rng = np.random.default_rng(21)
+    q, k, v, g, mask = random_problem(rng, (2,), 8, 6, 4, 4, 0.5, np.float32)
+    good = [FakeAdapter.keep(x) for x in (q, k, v, g)]
+    for i, name in enumerate(("q", "k", "v", "grad_out")):
+        x = (q, k, v, g)[i]
+        buf = np.zeros(x.nbytes + 4, np.uint8)
+        bad = np.frombuffer(buf, np.float32, count=x.size, offset=2).reshape(x.shape)
+        args = list(good)
+        args[i] = FakeAdapter.keep(bad)
+        if i < 3:
+            with pytest.raises(ValueError, match=f"{name} must start at a multiple"):
+                sparse_attention(*args[:3], mask)
+        with pytest.raises(ValueError, match=f"{name} must start at a multiple"):
+            sparse_attention_backward(*args[:3], mask, args[3])
 
 
 def test_dense_masks_host_or_device(fake_gpu):
@@ -847,6 +866,20 @@ def test_kernels_emulated_on_the_cpu_match_the_cpu_kernels(emulated, lead, n, m,
         for name, a, b in zip(("out", "lse", "dq", "dk", "dv"), got, want):
             np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=f"{dtype} {name}")
         assert np.all(got[0][..., 1, :] == 0) and np.all(got[1][..., 1] == -np.inf)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 2e-5)])
+def test_kernels_emulated_on_the_cpu_non_finite_scores(emulated, dtype, tol):
+    # -inf scores weigh 0 (even over a whole chunk), NaN rows are NaN: as on the CPU
+    q, k, v, g, mask = nonfinite_problem(np.dtype(dtype))
+    csr = SparseCSR.from_dense(mask)
+    out, lse = sparse_attention(q, k, v, csr, scale=0.5, return_lse=True)
+    want = (out, lse) + sparse_attention_backward(q, k, v, csr, g, scale=0.5)
+    got = _emulated_attention(emulated, dtype, q, k, v, g, csr, 0.5)
+    for name, a, b in zip(("out", "lse", "dq", "dk", "dv"), got, want):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=f"{dtype} {name}")
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"{dtype} {name}")
 
 
 @pytest.mark.slow

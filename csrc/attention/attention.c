@@ -28,13 +28,16 @@
  * and 2**n written straight into the exponent bits.  Rounding to n adds a
  * 1.5 * 2**(mantissa bits) constant, which leaves n in the low mantissa bits.
  * Arguments below the smallest normal result give 0, above the largest finite
- * one are clamped there (softmax arguments are <= 0); NaN stays NaN. */
+ * one are clamped there (softmax arguments are <= 0); NaN stays NaN.  The
+ * exponent is assembled in unsigned arithmetic: for NaN, n is garbage (and may
+ * be negative), and a signed shift of it would be undefined; the product with
+ * the NaN polynomial is NaN whatever the bits. */
 FK_INLINE float fk_exp_f32(float x)
 {
     const float magic = 12582912.0f;               /* 1.5 * 2**23 */
     const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
     float kf = xc * 1.44269504088896341f + magic;
-    int32_t kbits;
+    uint32_t kbits;
     memcpy(&kbits, &kf, sizeof kbits);
     kf -= magic;
     const float r = (xc - kf * 0.693359375f) - kf * -2.12194440e-4f;
@@ -46,7 +49,7 @@ FK_INLINE float fk_exp_f32(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const int32_t ebits = (kbits - 0x4B400000 + 127) << 23;
+    const uint32_t ebits = (kbits - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &ebits, sizeof scale);
     return x < -87.0f ? 0.0f : p * scale;
@@ -57,7 +60,7 @@ FK_INLINE double fk_exp_f64(double x)
     const double magic = 6755399441055744.0;        /* 1.5 * 2**52 */
     const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
     double kf = xc * 1.4426950408889634074 + magic;
-    int64_t kbits;
+    uint64_t kbits;
     memcpy(&kbits, &kf, sizeof kbits);
     kf -= magic;
     const double r = (xc - kf * 6.93145751953125e-1) - kf * 1.42860682030941723212e-6;
@@ -75,7 +78,7 @@ FK_INLINE double fk_exp_f64(double x)
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    const int64_t ebits = (kbits - INT64_C(0x4338000000000000) + 1023) << 52;
+    const uint64_t ebits = (kbits - UINT64_C(0x4338000000000000) + 1023u) << 52;
     double scale;
     memcpy(&scale, &ebits, sizeof scale);
     return x < -708.0 ? 0.0 : p * scale;

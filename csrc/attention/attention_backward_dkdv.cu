@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     // p_ij, and ds_ij = p_ij (dout_i . v_j - delta_i)
     A prob = 0, ds = 0;
     if (valid) {
-      prob = Exp(scale * Dot(k_row, q_head + i * d, d) - lse_head[i]);
+      prob = Weight(scale * Dot(k_row, q_head + i * d, d), lse_head[i]);
       ds = prob * (Dot(v_row, dout_head + i * dv, dv) - delta_head[i]);
     }
     const int count = static_cast<int>(end - chunk < kWarpSize ? end - chunk : kWarpSize);

@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     // ds_ij = p_ij (dout_i . v_j - delta_i)
     A ds = 0;
     if (valid) {
-      const A prob = Exp(scale * Dot(q_row, k_head + j * d, d) - lse_i);
+      const A prob = Weight(scale * Dot(q_row, k_head + j * d, d), lse_i);
       ds = prob * (Dot(dout_row, v_head + j * dv, dv) - delta_i);
     }
     const int count = static_cast<int>(end - chunk < kWarpSize ? end - chunk : kWarpSize);

@@ -73,6 +73,14 @@ __device__ __forceinline__ A NegativeInfinity() {
   return -static_cast<A>(INFINITY);
 }
 
+// exp(x - shift), the weight of a score x: 0 for x = -inf whatever shift is, so
+// that a key scoring -inf drops out as a masked one does (exp(-inf - -inf) would
+// be NaN), as in the CPU kernels.  NaN scores stay NaN.
+template <typename A>
+__device__ __forceinline__ A Weight(A x, A shift) {
+  return x == NegativeInfinity<A>() ? A(0) : Exp(x - shift);
+}
+
 template <typename A>
 __device__ __forceinline__ A WarpSum(A x) {
 #pragma unroll

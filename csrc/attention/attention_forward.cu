@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
       }
       row_max = chunk_max;
     }
-    const A weight = valid ? Exp(score - row_max) : A(0);
+    const A weight = valid ? Weight(score, row_max) : A(0);
     row_sum += WarpSum(weight);
 
     const int count = static_cast<int>(end - chunk < kWarpSize ? end - chunk : kWarpSize);
@@ -72,7 +72,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     }
   }
 
-  const bool any = row_sum > 0;
+  const bool any = row_sum != 0;  // NaN included: it propagates
   StoreRow(out + hi * dv, acc, any ? Reciprocal(row_sum) : A(0), dv, lane);
   if (lane == 0) lse[hi] = any ? row_max + Log(row_sum) : NegativeInfinity<A>();
 }

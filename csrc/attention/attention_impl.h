@@ -221,6 +221,14 @@ FK_INLINE FK_T FK_FN(sum)(const FK_T *x, ptrdiff_t n)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+/* exp(x - shift), the weight of a score x: 0 for x = -inf whatever shift is, so
+ * that a key scoring -inf drops out as a masked one does (exp(-inf - -inf) would
+ * be NaN).  NaN scores stay NaN. */
+FK_INLINE FK_T FK_FN(weight)(FK_T x, FK_T shift)
+{
+    return x == -INFINITY ? 0 : FK_EXP(x - shift);
+}
+
 /* The row functions walk a row's nonzeros in chunks of FK_ATTN_CHUNK: score the
  * chunk (dot products over D), exponentiate it (vectorised over the chunk), then
  * accumulate it (gather_axpy, vectorised over D).  Their bodies are inlined into
@@ -253,15 +261,18 @@ FK_INLINE void FK_FN(fwd_rows_body)(const FK_I *offsets, const FK_I *cols, const
                 }
                 m = cmax;
             }
-            for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_EXP(s[c] - m);
+            for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_FN(weight)(s[c], m);
             l += FK_FN(sum)(s, nc);
             FK_FN(gather_axpy)(acc, s, v, cols + p0, nc, dv);
         }
-        if (l > 0) {
+        if (l != 0) {  /* NaN included: it propagates */
             FK_FN(scal)(acc, 1 / l, dv);
             lse[i] = m + FK_LOG(l);
         } else {
-            lse[i] = -INFINITY;  /* no allowed key: zeros */
+            /* no allowed key, or all of them scoring -inf: zeros (acc may hold
+             * 0 * inf from the values) */
+            for (ptrdiff_t c = 0; c < dv; ++c) acc[c] = 0;
+            lse[i] = -INFINITY;
         }
     }
 }
@@ -286,7 +297,7 @@ FK_INLINE void FK_FN(bwd_dq_rows_body)(const FK_I *offsets, const FK_I *cols,
             FK_FN(dots)(s, q + i * d, k, cols + p0, nc, d);
             FK_FN(dots)(dp, doi, v, cols + p0, nc, dv);
             /* p_ij, then ds_ij = p_ij (dout_i . v_j - delta_i) */
-            for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_EXP(scale * s[c] - li);
+            for (ptrdiff_t c = 0; c < nc; ++c) s[c] = FK_FN(weight)(scale * s[c], li);
             for (ptrdiff_t c = 0; c < nc; ++c) s[c] *= dp[c] - di;
             FK_FN(gather_axpy)(dqi, s, k, cols + p0, nc, d);
         }
@@ -312,7 +323,7 @@ FK_INLINE void FK_FN(bwd_dkdv_rows_body)(const FK_I *t_offsets, const FK_I *t_co
             const FK_I *ci = t_cols + p0;  /* the queries that attend to key j */
             FK_FN(dots)(p, k + j * d, q, ci, nc, d);
             FK_FN(dots)(ds, v + j * dv, dout, ci, nc, dv);
-            for (ptrdiff_t c = 0; c < nc; ++c) p[c] = FK_EXP(scale * p[c] - lse[ci[c]]);
+            for (ptrdiff_t c = 0; c < nc; ++c) p[c] = FK_FN(weight)(scale * p[c], lse[ci[c]]);
             for (ptrdiff_t c = 0; c < nc; ++c) ds[c] = p[c] * (ds[c] - delta[ci[c]]);
             FK_FN(gather_axpy)(dvj, p, dout, ci, nc, dv);
             FK_FN(gather_axpy)(dkj, ds, q, ci, nc, d);

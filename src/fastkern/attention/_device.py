@@ -287,6 +287,21 @@ def _check_arrays(kind, q, k, v):
     return dtypes[0], qs[:-2], qs[-2], ks[-2], qs[-1], vs[-1]
 
 
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+
+def _check_aligned(kind, named):
+    """ValueError for an array whose memory does not start at a multiple of its
+    element size (an odd offset into a buffer): the kernels load whole elements,
+    and a misaligned load is a sticky CUDA error, the end of the process's use
+    of the device."""
+    for name, x in named:
+        size = _ITEMSIZE[kind.dtype(x)]
+        if kind.pointer(x) % size:
+            raise ValueError(f"{name} must start at a multiple of its element size "
+                             f"({size} bytes) in device memory: pass a copy of it")
+
+
 def _check_like(kind, x, name, dtype, shape):
     if kind.dtype(x) != dtype:
         raise TypeError(f"{name} must have dtype {dtype}, got {kind.dtype(x)}")
@@ -295,6 +310,7 @@ def _check_like(kind, x, name, dtype, shape):
 
 
 def _prepare_mask(mask, kind, n, m):
+    """mask as the Pattern of an (n, m) SparseCSR (see ops._check_mask)."""
     from .ops import _check_mask
 
     if not isinstance(mask, SparseCSR) and is_device_array(mask):
@@ -311,31 +327,32 @@ def _prepare_scale(scale, d, dtype):
     return float(_check_scale(scale, d, np.dtype(_ACCUMULATOR[dtype])))
 
 
-# id(SparseCSR) -> (weak reference to it, {(adapter, device): device index arrays})
+# id(Pattern) -> (weak reference to it, {(adapter, device): device index arrays})
 _csr_on_device = {}
 
 
-def _device_csr(csr, kind, device):
-    """csr's (row_offsets, column_indices, row_order) on the device, copied once."""
-    key = id(csr)
+def _device_csr(pattern, kind, device):
+    """The Pattern's (row_offsets, column_indices, row_order) on the device, copied
+    once (a SparseCSR holds one Pattern for life)."""
+    key = id(pattern)
     entry = _csr_on_device.get(key)
-    if entry is None or entry[0]() is not csr:
-        ref = weakref.ref(csr, lambda _, key=key: _csr_on_device.pop(key, None))
+    if entry is None or entry[0]() is not pattern:
+        ref = weakref.ref(pattern, lambda _, key=key: _csr_on_device.pop(key, None))
         entry = _csr_on_device[key] = (ref, {})
     arrays = entry[1].get((kind, device))
     if arrays is None:
         arrays = tuple(kind.from_host(np.array(a), device)
-                       for a in (csr.row_offsets, csr.column_indices, csr.row_order))
+                       for a in (pattern.offsets, pattern.cols, pattern.order))
         entry[1][(kind, device)] = arrays
     return tuple(kind.pointer(a) for a in arrays)
 
 
-def _forward(kind, device, dtype, csr, lead, n, m, d, dv, q, k, v, scale):
+def _forward(kind, device, dtype, pattern, lead, n, m, d, dv, q, k, v, scale):
     out = kind.empty(lead + (n, dv), dtype, device)
     lse = kind.empty(lead + (n,), _ACCUMULATOR[dtype], device)
-    offsets, cols, order = _device_csr(csr, kind, device)
+    offsets, cols, order = _device_csr(pattern, kind, device)
     p = kind.pointer
-    _cuda.forward(dtype=dtype, index_dtype=csr.index_dtype.name, device=device,
+    _cuda.forward(dtype=dtype, index_dtype=pattern.offsets.dtype.name, device=device,
                   stream=kind.stream(device), heads=math.prod(lead), n=n, m=m, d=d, dv=dv,
                   row_offsets=offsets, column_indices=cols, row_order=order,
                   q=p(q), k=p(k), v=p(v), scale=scale, out=p(out), lse=p(lse))
@@ -351,10 +368,11 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
     resolve_workers(workers)
     kind, device = _resolve([("q", q), ("k", k), ("v", v)])
     dtype, lead, n, m, d, dv = _check_arrays(kind, q, k, v)
-    csr = _prepare_mask(mask, kind, n, m)
+    pattern = _prepare_mask(mask, kind, n, m)
     scale = _prepare_scale(scale, d, dtype)
     q, k, v = (kind.contiguous(x) for x in (q, k, v))
-    out, lse = _forward(kind, device, dtype, csr, lead, n, m, d, dv, q, k, v, scale)
+    _check_aligned(kind, [("q", q), ("k", k), ("v", v)])
+    out, lse = _forward(kind, device, dtype, pattern, lead, n, m, d, dv, q, k, v, scale)
     return (out, lse) if return_lse else out
 
 
@@ -369,23 +387,25 @@ def sparse_attention_backward(q, k, v, mask, grad_out, *, scale=None, workers=No
     _check_like(kind, grad_out, "grad_out", dtype, lead + (n, dv))
     if (out is None) != (lse is None):
         raise ValueError("pass both out and lse from the forward pass, or neither")
-    csr = _prepare_mask(mask, kind, n, m)
+    pattern = _prepare_mask(mask, kind, n, m)
     scale = _prepare_scale(scale, d, dtype)
     q, k, v, grad_out = (kind.contiguous(x) for x in (q, k, v, grad_out))
+    _check_aligned(kind, [("q", q), ("k", k), ("v", v), ("grad_out", grad_out)])
     if out is None:
-        out, lse = _forward(kind, device, dtype, csr, lead, n, m, d, dv, q, k, v, scale)
+        out, lse = _forward(kind, device, dtype, pattern, lead, n, m, d, dv, q, k, v, scale)
     else:
         _check_like(kind, out, "out", dtype, lead + (n, dv))
         _check_like(kind, lse, "lse", _ACCUMULATOR[dtype], lead + (n,))
         out, lse = kind.contiguous(out), kind.contiguous(lse)
+        _check_aligned(kind, [("out", out), ("lse", lse)])
     dq = kind.empty(lead + (n, d), dtype, device)
     dk = kind.empty(lead + (m, d), dtype, device)
     dv_ = kind.empty(lead + (m, dv), dtype, device)
     delta = kind.empty(lead + (n,), _ACCUMULATOR[dtype], device)
-    offsets, cols, order = _device_csr(csr, kind, device)
-    t_offsets, t_cols, t_order = _device_csr(csr.transpose(), kind, device)
+    offsets, cols, order = _device_csr(pattern, kind, device)
+    t_offsets, t_cols, t_order = _device_csr(pattern.transpose(), kind, device)
     p = kind.pointer
-    _cuda.backward(dtype=dtype, index_dtype=csr.index_dtype.name, device=device,
+    _cuda.backward(dtype=dtype, index_dtype=pattern.offsets.dtype.name, device=device,
                    stream=kind.stream(device), heads=math.prod(lead), n=n, m=m, d=d, dv=dv,
                    row_offsets=offsets, column_indices=cols, row_order=order,
                    t_row_offsets=t_offsets, t_column_indices=t_cols, t_row_order=t_order,

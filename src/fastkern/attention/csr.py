@@ -1,9 +1,11 @@
 """SparseCSR: an attention mask in compressed sparse row form."""
 import operator
+import os
 
 import numpy as np
 
 from .. import _attention
+from .._validation import as_array
 
 __all__ = ["SparseCSR"]
 
@@ -30,8 +32,30 @@ def _shape(shape):
     return n, m
 
 
+def _physical_memory():
+    """Bytes of RAM on this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_dense_size(mask):
+    """Refuse a dense mask with more elements than this machine has bytes of memory.
+
+    Such a mask can only be a broadcast view or a memory map: converting it would
+    scan it for minutes, and its CSR form could need more memory still.
+    """
+    memory = _physical_memory()
+    if memory is not None and mask.size > memory:
+        raise ValueError(f"mask of shape {mask.shape} has {mask.size} elements, more than "
+                         f"this machine's {memory} bytes of memory: build the SparseCSR "
+                         f"from its nonzeros (SparseCSR(row_offsets, column_indices, shape) "
+                         f"or SparseCSR.from_scipy)")
+
+
 def _integer_array(x, name):
-    x = np.asarray(x)
+    x = as_array(x, name)
     if x.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {x.shape}")
     if x.size and x.dtype.kind not in "iu":
@@ -47,7 +71,8 @@ class SparseCSR:
     kept: nothing is dropped or padded.  Indices are int32 when the shape and the
     number of nonzeros fit in it, int64 beyond.
 
-    The object is immutable; build it once and use it for every call.  It also
+    The object is immutable, its arrays read-only for good (NumPy refuses to make
+    them writeable); build it once and use it for every call.  It also
     carries what the kernels need besides the pattern: :attr:`row_order`, the rows
     longest first, by which threads share out the work, and :meth:`transpose`,
     cached, over which the backward pass computes ``dk`` and ``dv``.
@@ -87,7 +112,10 @@ class SparseCSR:
            [0, 0, 1]])
     """
 
-    __slots__ = ("_offsets", "_cols", "_shape", "_order", "_transpose", "__weakref__")
+    # The whole state is one _attention.Pattern, which checks the structure when it
+    # is built and cannot be changed after: it is what the kernels read, whatever a
+    # subclass or a caller does to the attributes of this object.
+    __slots__ = ("_pattern", "_transpose", "__weakref__")
 
     def __init__(self, row_offsets, column_indices, shape):
         n, m = _shape(shape)
@@ -124,25 +152,19 @@ class SparseCSR:
                     r = int(rows[1:][dup][0])
                     raise ValueError(f"column_indices repeats column {int(cols[1:][dup][0])} "
                                      f"in row {r}")
-        self._init(offsets, cols, (n, m), lengths)
+        del rows
+        self._init(_attention.Pattern(offsets, cols, m))
 
-    def _init(self, offsets, cols, shape, lengths):
-        offsets.flags.writeable = False
-        cols.flags.writeable = False
-        self._offsets = offsets
-        self._cols = cols
-        self._shape = shape
-        # stable: rows of equal length keep their order, which keeps neighbours together
-        order = np.argsort(-lengths.astype(np.int64), kind="stable").astype(offsets.dtype)
-        order.flags.writeable = False
-        self._order = order
+    def _init(self, pattern):
+        self._pattern = pattern
         self._transpose = None
 
     @classmethod
     def _trusted(cls, offsets, cols, shape):
-        """A SparseCSR from arrays already known to be valid and canonical."""
+        """A SparseCSR from arrays already known to be valid and canonical (the
+        Pattern checks them all the same)."""
         self = cls.__new__(cls)
-        self._init(offsets, cols, shape, np.diff(offsets))
+        self._init(_attention.Pattern(offsets, cols, shape[1]))
         return self
 
     @classmethod
@@ -157,20 +179,32 @@ class SparseCSR:
         Returns
         -------
         SparseCSR
+
+        Raises
+        ------
+        ValueError
+            For a mask that is not 2-D, or whose N * M elements outnumber this
+            machine's bytes of memory (a broadcast view or a memory map: it is
+            refused before a scan that would take minutes).
+        TypeError
+            For a mask that is not boolean.
         """
-        mask = np.asarray(mask)
+        mask = as_array(mask, "mask")
         if mask.ndim != 2:
             raise ValueError(f"mask must be a 2-D boolean array, got shape {mask.shape}")
         if mask.dtype != np.bool_:
             raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype}")
+        _check_dense_size(mask)
         n, m = mask.shape
-        counts = np.count_nonzero(mask, axis=1)
+        counts = np.empty(n, dtype=np.int64)
+        step = max(1, _DENSE_BLOCK_ELEMENTS // max(m, 1))
+        for a in range(0, n, step):  # in blocks: Ctrl-C stops a long scan between them
+            counts[a:a + step] = np.count_nonzero(mask[a:a + step], axis=1)
         nnz = int(counts.sum())
         idx = _index_dtype(n, m, nnz)
         offsets = np.zeros(n + 1, dtype=idx)
         np.cumsum(counts, out=offsets[1:])
         cols = np.empty(nnz, dtype=idx)
-        step = max(1, _DENSE_BLOCK_ELEMENTS // max(m, 1))
         for a in range(0, n, step):
             b = min(n, a + step)
             cols[offsets[a]:offsets[b]] = np.nonzero(mask[a:b])[1]
@@ -182,54 +216,61 @@ class SparseCSR:
 
         Explicitly stored zeros count as allowed positions, as in the sparse
         array's own structure; call ``eliminate_zeros()`` first to drop them.
+        Anything but a ``scipy.sparse`` object is a TypeError.
         """
+        import scipy.sparse
+
+        if not scipy.sparse.issparse(matrix):
+            raise TypeError(f"matrix must be a scipy.sparse array or matrix, got "
+                            f"{type(matrix).__name__} (use SparseCSR.from_dense for a dense "
+                            f"boolean array)")
         csr = matrix.tocsr()
         csr.sum_duplicates()
         return cls(csr.indptr, csr.indices, csr.shape)
 
     def to_dense(self):
         """The mask as a dense boolean array of shape (N, M)."""
-        n, m = self._shape
-        out = np.zeros((n, m), dtype=bool)
-        rows = np.repeat(np.arange(n), np.diff(self._offsets))
-        out[rows, self._cols] = True
+        p = self._pattern
+        out = np.zeros((p.n_rows, p.n_cols), dtype=bool)
+        rows = np.repeat(np.arange(p.n_rows), np.diff(p.offsets))
+        out[rows, p.cols] = True
         return out
 
     @property
     def shape(self):
         """(N, M): queries, keys."""
-        return self._shape
+        return (self._pattern.n_rows, self._pattern.n_cols)
 
     @property
     def nnz(self):
         """The number of allowed (query, key) pairs."""
-        return int(self._cols.size)
+        return int(self._pattern.nnz)
 
     @property
     def density(self):
         """nnz / (N * M), or 0 for an empty shape."""
-        n, m = self._shape
+        n, m = self.shape
         return self.nnz / (n * m) if n * m else 0.0
 
     @property
     def row_offsets(self):
         """Read-only int array, shape (N + 1,)."""
-        return self._offsets
+        return self._pattern.offsets
 
     @property
     def column_indices(self):
         """Read-only int array, shape (nnz,), sorted within each row."""
-        return self._cols
+        return self._pattern.cols
 
     @property
     def index_dtype(self):
         """int32 or int64: the dtype of every index array."""
-        return self._offsets.dtype
+        return self._pattern.offsets.dtype
 
     @property
     def row_lengths(self):
         """Allowed keys per query, shape (N,)."""
-        return np.diff(self._offsets)
+        return np.diff(self._pattern.offsets)
 
     @property
     def row_order(self):
@@ -238,7 +279,7 @@ class SparseCSR:
         The kernels hand out rows to threads in this order, so that long rows
         start early and short ones fill the gaps at the end.
         """
-        return self._order
+        return self._pattern.order
 
     def transpose(self):
         """The (M, N) mask of the transposed pattern, cached on this object.
@@ -247,11 +288,8 @@ class SparseCSR:
         attend to key j: the backward pass walks it to compute ``dk`` and ``dv``.
         """
         if self._transpose is None:
-            n, m = self._shape
-            t_offsets = np.empty(m + 1, dtype=self._offsets.dtype)
-            t_cols = np.empty_like(self._cols)
-            _attention.csr_transpose(self._offsets, self._cols, t_offsets, t_cols)
-            t = SparseCSR._trusted(t_offsets, t_cols, (m, n))
+            t = SparseCSR.__new__(SparseCSR)
+            t._init(self._pattern.transpose())
             t._transpose = self
             self._transpose = t
         return self._transpose
@@ -262,18 +300,36 @@ class SparseCSR:
         return self.transpose()
 
     def __reduce__(self):
-        return (SparseCSR, (np.array(self._offsets), np.array(self._cols), self._shape))
+        # rebuilt through __init__, which checks whatever the pickle holds
+        p = self._pattern
+        return (SparseCSR, (np.array(p.offsets), np.array(p.cols), (p.n_rows, p.n_cols)))
 
     def __eq__(self, other):
         if not isinstance(other, SparseCSR):
             return NotImplemented
-        return (self._shape == other._shape
-                and np.array_equal(self._offsets, other._offsets)
-                and np.array_equal(self._cols, other._cols))
+        a, b = self._pattern, other._pattern
+        return ((a.n_rows, a.n_cols) == (b.n_rows, b.n_cols)
+                and np.array_equal(a.offsets, b.offsets) and np.array_equal(a.cols, b.cols))
 
     __hash__ = None
 
     def __repr__(self):
-        n, m = self._shape
+        n, m = self.shape
         return (f"SparseCSR(shape=({n}, {m}), nnz={self.nnz}, "
                 f"density={self.density:.4g}, index_dtype={self.index_dtype})")
+
+
+_PATTERN = SparseCSR.__dict__["_pattern"]  # the slot itself, past any subclass's attribute
+
+
+def pattern_of(mask):
+    """The _attention.Pattern a SparseCSR holds: what the kernels read.  Read from
+    SparseCSR's own slot, so that a subclass's attributes cannot stand in for it."""
+    try:
+        pattern = _PATTERN.__get__(mask)
+    except AttributeError:
+        pattern = None
+    if type(pattern) is not _attention.Pattern:
+        raise TypeError("mask is a SparseCSR without its pattern (a subclass that does not "
+                        "call SparseCSR.__init__?)")
+    return pattern

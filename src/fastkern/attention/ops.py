@@ -7,14 +7,14 @@ kernels; device arrays (``__cuda_array_interface__`` or a DLPack capsule on a
 GPU) go to the CUDA kernels through ``_device``.
 """
 import math
-import numbers
 
 import numpy as np
 
 from .. import _attention
+from .._validation import as_array, check_real
 from .._workers import resolve_workers
 from . import _device
-from .csr import SparseCSR
+from .csr import SparseCSR, pattern_of
 
 __all__ = ["sparse_attention", "sparse_attention_backward"]
 
@@ -39,7 +39,7 @@ def _reject_device_array(x, name):
 
 def _as_float_array(x, name):
     _reject_device_array(x, name)
-    arr = np.asarray(x)
+    arr = as_array(x, name)
     if arr.dtype not in _FLOATS:
         raise TypeError(f"{name} must be float32 or float64, got dtype {arr.dtype}")
     if arr.ndim < 2:
@@ -70,10 +70,10 @@ def _check_inputs(q, k, v):
 
 
 def _check_mask(mask, n, m):
-    """mask as a SparseCSR of shape (n, m)."""
+    """mask as the Pattern (see _attention.Pattern) of an (n, m) SparseCSR."""
     if not isinstance(mask, SparseCSR):
         _reject_device_array(mask, "mask")
-        arr = np.asarray(mask)
+        arr = as_array(mask, "mask")
         if arr.dtype != np.bool_:
             raise TypeError(f"mask must be a SparseCSR or a boolean array, got "
                             f"{type(mask).__name__} of dtype {arr.dtype}")
@@ -82,58 +82,60 @@ def _check_mask(mask, n, m):
         if arr.shape != (n, m):
             raise ValueError(f"mask must have shape (N, M) = ({n}, {m}) for q of length {n} "
                              f"and k of length {m}, got {arr.shape}")
-        return SparseCSR.from_dense(arr)
-    if mask.shape != (n, m):
+        mask = SparseCSR.from_dense(arr)
+    pattern = pattern_of(mask)
+    shape = (pattern.n_rows, pattern.n_cols)
+    if shape != (n, m):
         raise ValueError(f"mask must have shape (N, M) = ({n}, {m}) for q of length {n} "
-                         f"and k of length {m}, got {mask.shape}")
-    return mask
+                         f"and k of length {m}, got {shape}")
+    return pattern
 
 
 def _check_scale(scale, d, dtype):
     if scale is None:
         return dtype.type(d ** -0.5)
-    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
-        raise TypeError(f"scale must be a real number or None, got {scale!r}")
-    if not math.isfinite(scale):
+    value = check_real(scale, "scale")
+    if not math.isfinite(value):
         raise ValueError(f"scale must be finite, got {scale!r}")
     with np.errstate(over="ignore"):
-        cast = dtype.type(scale)
+        cast = dtype.type(value)
     if not np.isfinite(cast):
         raise ValueError(f"scale must be finite in {dtype}, got {scale!r}")
     return cast
 
 
 def _heads(x):
-    """x as a C-contiguous (heads, length, dim) array (a view where possible)."""
+    """x as an aligned, C-contiguous (heads, length, dim) array (a view where
+    possible): the kernels load whole elements and vectors of them."""
     heads = math.prod(x.shape[:-2])
-    return np.ascontiguousarray(x.reshape((heads,) + x.shape[-2:]))
+    return np.require(x.reshape((heads,) + x.shape[-2:]), requirements=("C", "A"))
 
 
 def _prepare(q, k, v, mask, scale, workers):
     q, k, v = _check_inputs(q, k, v)
     n, m = q.shape[-2], k.shape[-2]
-    csr = _check_mask(mask, n, m)
+    pattern = _check_mask(mask, n, m)
     scale = _check_scale(scale, q.shape[-1], q.dtype)
-    n_threads = resolve_workers(workers)
-    return q, k, v, csr, scale, n_threads
+    # the kernels' units are (head, block of rows): at most a thread per row
+    n_threads = resolve_workers(workers, units=math.prod(q.shape[:-2]) * max(n, m))
+    return q, k, v, pattern, scale, n_threads
 
 
-def _threads_for(n_threads, heads, csr, d, dv):
-    work = heads * csr.nnz * (d + dv)
+def _threads_for(n_threads, heads, pattern, d, dv):
+    work = heads * pattern.nnz * (d + dv)
     return max(1, min(n_threads, work // _MIN_WORK_PER_THREAD))
 
 
-def _forward(q3, k3, v3, csr, scale, n_threads):
+def _forward(q3, k3, v3, pattern, scale, n_threads):
     h, n, _ = q3.shape
     shape = (h, n, v3.shape[-1])
-    if not (h and n and csr.nnz):
+    if not (h and n and pattern.nnz):
         return np.zeros(shape, dtype=q3.dtype), np.full((h, n), -np.inf, dtype=q3.dtype)
     # the kernel writes every row (row_order lists them all), empty rows included
     out = np.empty(shape, dtype=q3.dtype)
     lse = np.empty((h, n), dtype=q3.dtype)
-    n_threads = _threads_for(n_threads, h, csr, q3.shape[2], v3.shape[2])
-    _attention.forward(q3, k3, v3, csr.row_offsets, csr.column_indices, csr.row_order,
-                       scale, out, lse, n_threads)
+    n_threads = _threads_for(n_threads, h, pattern, q3.shape[2], v3.shape[2])
+    _attention.forward(q3, k3, v3, pattern, scale, out, lse, n_threads)
     return out, lse
 
 
@@ -142,7 +144,9 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
 
     ``out[..., i, :] = sum_j softmax_j(scale * q_i . k_j) v_j`` with the softmax
     over the keys j that row i of ``mask`` allows.  A row with no allowed key
-    gives zeros (never NaN).  The computation never forms an (N, M) or (nnz,)
+    gives zeros (never NaN); so does a row whose allowed keys all score -inf (a
+    key scoring -inf weighs 0, as a masked one does), while a NaN score, or a
+    +inf one (inf / inf), makes its row NaN.  The computation never forms an (N, M) or (nnz,)
     score matrix: each row is streamed once with an online softmax, in parallel
     over (batch x head, blocks of rows) without the GIL.
 
@@ -158,13 +162,16 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
         Values, same dtype and leading axes as ``q``.
     mask : SparseCSR or array_like of bool, shape (N, M)
         True where query i may attend to key j.  Build a :class:`SparseCSR` once
-        and reuse it: a dense mask is converted on every call.
+        and reuse it: a dense mask is converted on every call (and refused,
+        before any scan, where its N * M elements outnumber this machine's bytes
+        of memory, as a broadcast view can).
     scale : float, optional
         Factor applied to ``q . k``; default ``D ** -0.5``.  Must be finite.
     workers : int, optional
         Threads to use; ``None`` uses the default (see :func:`fastkern.set_workers`),
         negative values count back from the number of CPUs.  The result does not
-        depend on it.
+        depend on it.  The call runs in rounds of (head, block of rows) units
+        between which Ctrl-C raises KeyboardInterrupt.
     return_lse : bool, optional
         Also return the log-sum-exp of each row's scores, which
         :func:`sparse_attention_backward` can reuse.
@@ -185,8 +192,9 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
         host and GPU arrays mixed.
     ValueError
         For shapes that do not match (leading axes, D between q and k, M between
-        k and v, mask not (N, M)), a zero D or Dv, a non-finite scale, or
-        ``workers=0``.
+        k and v, mask not (N, M)), a zero D or Dv, a non-finite scale (or one
+        beyond the float range), ``workers=0`` or ``workers >= 2**31``, or a dense
+        mask larger than memory.
 
     NotImplementedError
         For GPU arrays in a build without the CUDA kernels.
@@ -202,9 +210,11 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
     CUDA kernels, on the arrays' device and the library's current stream, and
     give arrays of the same library.  There q, k, v may also be float16 or
     bfloat16, summed in float32; ``lse`` is float32 for those and float32 inputs,
-    float64 for float64; head sizes D and Dv are at most 256; ``workers`` is
-    unused.  The mask stays on the host: a SparseCSR is copied to each device
-    once and kept there for the life of the object.
+    float64 for float64; head sizes D and Dv are at most 256; each array must
+    start at a multiple of its element size (ValueError otherwise; host arrays
+    are copied instead); ``workers`` is unused.  The mask stays on the host: a
+    SparseCSR is copied to each device once and kept there for the life of the
+    object.
 
     Examples
     --------
@@ -219,9 +229,9 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
     if _device.on_device(q, k, v):
         return _device.sparse_attention(q, k, v, mask, scale=scale, workers=workers,
                                         return_lse=return_lse)
-    q, k, v, csr, scale, n_threads = _prepare(q, k, v, mask, scale, workers)
+    q, k, v, pattern, scale, n_threads = _prepare(q, k, v, mask, scale, workers)
     lead, n = q.shape[:-2], q.shape[-2]
-    out, lse = _forward(_heads(q), _heads(k), _heads(v), csr, scale, n_threads)
+    out, lse = _forward(_heads(q), _heads(k), _heads(v), pattern, scale, n_threads)
     out = out.reshape(lead + out.shape[1:])
     if return_lse:
         return out, lse.reshape(lead + (n,))
@@ -274,7 +284,7 @@ def sparse_attention_backward(q, k, v, mask, grad_out, *, scale=None, workers=No
     if _device.on_device(q, k, v, grad_out, out, lse):
         return _device.sparse_attention_backward(q, k, v, mask, grad_out, scale=scale,
                                                  workers=workers, out=out, lse=lse)
-    q, k, v, csr, scale, n_threads = _prepare(q, k, v, mask, scale, workers)
+    q, k, v, pattern, scale, n_threads = _prepare(q, k, v, mask, scale, workers)
     lead, n, m = q.shape[:-2], q.shape[-2], k.shape[-2]
     out_shape = lead + (n, v.shape[-1])
     grad_out = _as_float_array(grad_out, "grad_out")
@@ -288,10 +298,10 @@ def sparse_attention_backward(q, k, v, mask, grad_out, *, scale=None, workers=No
     q3, k3, v3 = _heads(q), _heads(k), _heads(v)
     h = q3.shape[0]
     if out is None:
-        out3, lse2 = _forward(q3, k3, v3, csr, scale, n_threads)
+        out3, lse2 = _forward(q3, k3, v3, pattern, scale, n_threads)
     else:
         out = _as_float_array(out, "out")
-        lse = np.asarray(lse)
+        lse = as_array(lse, "lse")
         if out.dtype != q.dtype or lse.dtype != q.dtype:
             raise TypeError(f"out and lse must have q's dtype {q.dtype}, got {out.dtype} "
                             f"and {lse.dtype}")
@@ -299,18 +309,15 @@ def sparse_attention_backward(q, k, v, mask, grad_out, *, scale=None, workers=No
             raise ValueError(f"out and lse must have shapes {out_shape} and {lead + (n,)}, "
                              f"got {out.shape} and {lse.shape}")
         out3 = _heads(out)
-        lse2 = np.ascontiguousarray(lse.reshape(h, n))
-    if not (h and n and m and csr.nnz):
+        lse2 = np.require(lse.reshape(h, n), requirements=("C", "A"))
+    if not (h and n and m and pattern.nnz):
         return np.zeros(q.shape, q.dtype), np.zeros(k.shape, q.dtype), np.zeros(v.shape, q.dtype)
     # the kernels write every row of dq (row_order) and of dk, dv (the transpose's)
     dq = np.empty_like(q3)
     dk = np.empty_like(k3)
     dv = np.empty_like(v3)
-    t = csr.transpose()
-    n_threads = _threads_for(n_threads, h, csr, q3.shape[2], v3.shape[2])
+    n_threads = _threads_for(n_threads, h, pattern, q3.shape[2], v3.shape[2])
     delta = np.empty((h, n), dtype=q.dtype)
-    _attention.backward(q3, k3, v3, out3, _heads(grad_out), lse2,
-                        csr.row_offsets, csr.column_indices, csr.row_order,
-                        t.row_offsets, t.column_indices, t.row_order, scale,
+    _attention.backward(q3, k3, v3, out3, _heads(grad_out), lse2, pattern, scale,
                         dq, dk, dv, delta, n_threads)
     return (dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape))

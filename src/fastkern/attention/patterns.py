@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from .._validation import check_int, check_real
+from .._seeding import root_seed
+from .._validation import as_array, check_int, check_real
 
 __all__ = [
     "axial_2d_pattern",
@@ -62,7 +63,12 @@ def _row_blocks(n_rows, row_length=None):
 
 def _minkowski(di, dj, p):
     """Minkowski p-distance of integer offsets, as ``torch.cdist`` defines it
-    (p = 0 counts the differing coordinates, p = inf takes the largest)."""
+    (p = 0 counts the differing coordinates, p = inf takes the largest).
+
+    The general case is computed as ``top * (1 + (low / top)**p)**(1/p)`` with
+    ``top, low = max(di, dj), min(di, dj)``: the power lies in [0, 1], so a large
+    p cannot overflow it (``2.0**2000`` is inf), and a tiny one cannot turn an
+    offset along one axis into 1 (``(3**p)**(1/p)`` is 1 for p = 1e-300)."""
     di = np.abs(di)
     dj = np.abs(dj)
     if p == 0:
@@ -73,7 +79,11 @@ def _minkowski(di, dj, p):
         return (di + dj).astype(np.float64)
     if p == 2:
         return np.sqrt((di * di + dj * dj).astype(np.float64))
-    return (di.astype(np.float64) ** p + dj.astype(np.float64) ** p) ** (1.0 / p)
+    top = np.maximum(di, dj).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ratio = np.minimum(di, dj) / top  # NaN where top is 0: the distance is 0 there
+        d = top * (1 + ratio ** p) ** (1.0 / p)
+    return np.where(top == 0, 0.0, d)
 
 
 def local_2d_distance(H, W, p=2.0):
@@ -246,7 +256,10 @@ def local_2d_gaussian_distribution(H, W, sigma=1, dtype=np.float64):
     for rows in _row_blocks(n):
         di = i[rows, None] - i[None, :]
         dj = j[rows, None] - j[None, :]
-        out[rows] = np.exp((di * di + dj * dj) * (-0.5 / sigma**2))
+        # d**2 / sigma / sigma: sigma**2 would under- or overflow (1e-200, 1e200)
+        # where the weights are plainly 0 off the diagonal, or 1 everywhere
+        with np.errstate(over="ignore"):
+            out[rows] = np.exp(-0.5 * ((di * di + dj * dj) / sigma / sigma))
     return out
 
 
@@ -291,11 +304,19 @@ def causal_1d_pattern(n):
         Lower triangular, diagonal included.
     """
     n = _count(n, "n")
-    return np.tri(n, dtype=bool)
+    mask = np.empty((n, n), dtype=bool)  # first: an impossible n fails here, at once
+    t = np.arange(n)
+    for rows in _row_blocks(n):
+        mask[rows] = t[rows, None] >= t[None, :]
+    return mask
 
 
 def _generator(seed):
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    """A Generator is drawn from as it is; anything else seeds a new one, as
+    numpy.random.default_rng(seed) would, with errors that name seed."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(root_seed(seed))
 
 
 def random_pattern(n, sparsity, seed=None):
@@ -358,7 +379,7 @@ def random_pattern_from_probability_matrix(dist, nnz, seed=None):
     >>> int(random_pattern_from_probability_matrix(w, 400, seed=0).sum())
     400
     """
-    dist = np.asarray(dist)
+    dist = as_array(dist, "dist")
     if dist.ndim != 2:
         raise ValueError(f"dist must be a 2-D array, got shape {dist.shape}")
     if dist.dtype.kind not in "iuf":
@@ -408,7 +429,7 @@ def global_token_pattern(attention_query_mask):
     mask : ndarray of bool, shape (N, N)
         ``mask[a, b] = g[a] or g[b]``.  Combine it with another pattern with ``|``.
     """
-    g = np.asarray(attention_query_mask)
+    g = as_array(attention_query_mask, "attention_query_mask")
     if g.ndim != 1:
         raise ValueError(f"attention_query_mask must be 1-D, got shape {g.shape}")
     if g.dtype != np.bool_:
