@@ -351,20 +351,20 @@ def test_releases_the_gil(assert_releases_gil):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_results_do_not_depend_on_rounds(workers):
-    # one round per call, or one unit of (head, block of rows) per round: bit for bit
-    from fastkern import _rounds
+def test_results_do_not_depend_on_signal_checks(workers):
+    # never looking at the signals, or looking between any two units: bit for bit
+    from fastkern import _interrupt
     rng = np.random.default_rng(17)
     q, k, v, g, mask = random_problem(rng, (3,), 200, 150, 16, 8, 0.2, empty_rows=(4,))
     csr = SparseCSR.from_dense(mask)
     results = []
     for seconds in (math.inf, 1e-9):
-        old = _rounds.round_seconds(seconds)
+        old = _interrupt.interval(seconds)
         try:
             results.append((sparse_attention(q, k, v, csr, workers=workers),)
                            + sparse_attention_backward(q, k, v, csr, g, workers=workers))
         finally:
-            _rounds.round_seconds(old)
+            _interrupt.interval(old)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
 

@@ -1,6 +1,6 @@
 """nogil drivers of the CSR-sparse attention core (csrc/attention): parallel over
-(batch x head, block of mask rows), longest rows first, in rounds so that Ctrl-C
-stops a long call (see _rounds.pyx).
+(batch x head, block of mask rows), longest rows first; the threads check for an
+interrupt between units, so that Ctrl-C stops a long call (see _interrupt.pyx).
 
 Validation, layout and dtype handling live in fastkern/attention/ops.py.  The
 mask reaches the kernels only as a :class:`Pattern`, which cannot be built
@@ -14,7 +14,7 @@ from cython.parallel cimport prange
 
 import numpy as np
 
-from fastkern._rounds cimport Rounds
+from fastkern._interrupt cimport Interrupt
 
 cdef extern from "attention/fk_attention.h" nogil:
     void fk_sparse_attn_fwd_f32_i32(const int32_t *offsets, const int32_t *cols,
@@ -94,9 +94,8 @@ cdef enum:
     MAX_BLOCK_ROWS = 16
 
 
-# Units a thread gets in a call (_block_rows) and at least in a round (Rounds'
-# minimum): enough for dynamic scheduling to even out long and short rows, and
-# for a short call to run in a round or two.
+# Units a thread gets in a call (_block_rows): enough for dynamic scheduling to
+# even out long and short rows.
 cdef enum:
     _UNITS_PER_THREAD = 8
 
@@ -362,16 +361,18 @@ def _forward(const real_t[:, :, ::1] q, const real_t[:, :, ::1] k, const real_t[
     cdef Py_ssize_t block = _block_rows(n_heads, n, n_threads)
     cdef Py_ssize_t n_blocks = (n + block - 1) // block
     cdef Py_ssize_t item, h, r0, r1
-    # units: (head, block of rows); a row's result never depends on its unit or round
-    cdef Rounds rounds = Rounds(n_heads * n_blocks, _UNITS_PER_THREAD * n_threads)
-    while rounds.next():
-        for item in prange(rounds.start, rounds.stop, nogil=True, schedule="dynamic",
-                           num_threads=n_threads):
-            h = item // n_blocks
-            r0 = (item % n_blocks) * block
-            r1 = min(n, r0 + block)
-            _fwd(&offsets[0], &cols[0], &order[r0], r1 - r0, &q[h, 0, 0], &k[h, 0, 0],
-                 &v[h, 0, 0], d, dv, scale, &out[h, 0, 0], &lse[h, 0])
+    cdef Interrupt interrupt = Interrupt()
+    # units: (head, block of rows); a row's result never depends on its unit
+    for item in prange(n_heads * n_blocks, nogil=True, schedule="dynamic",
+                       num_threads=n_threads):
+        if interrupt.stopped():
+            continue
+        h = item // n_blocks
+        r0 = (item % n_blocks) * block
+        r1 = min(n, r0 + block)
+        _fwd(&offsets[0], &cols[0], &order[r0], r1 - r0, &q[h, 0, 0], &k[h, 0, 0],
+             &v[h, 0, 0], d, dv, scale, &out[h, 0, 0], &lse[h, 0])
+    interrupt.check()
 
 
 def backward(q, k, v, out, dout, lse, Pattern mask not None, scale, dq, dk, dv_out, delta,
@@ -420,25 +421,28 @@ def _backward(const real_t[:, :, ::1] q, const real_t[:, :, ::1] k,
     cdef Py_ssize_t t_block = _block_rows(n_heads, m, n_threads)
     cdef Py_ssize_t t_blocks = (m + t_block - 1) // t_block
     cdef Py_ssize_t item, h, r0, r1
+    cdef Interrupt interrupt = Interrupt()
     # pass 1: delta and dq, over the rows (queries)
-    cdef Rounds rounds = Rounds(n_heads * n_blocks, _UNITS_PER_THREAD * n_threads)
-    while rounds.next():
-        for item in prange(rounds.start, rounds.stop, nogil=True, schedule="dynamic",
-                           num_threads=n_threads):
-            h = item // n_blocks
-            r0 = (item % n_blocks) * block
-            r1 = min(n, r0 + block)
-            _bwd_dq(&offsets[0], &cols[0], &order[r0], r1 - r0, &q[h, 0, 0], &k[h, 0, 0],
-                    &v[h, 0, 0], &out[h, 0, 0], &dout[h, 0, 0], &lse[h, 0], d, dv, scale,
-                    &dq[h, 0, 0], &delta[h, 0])
+    for item in prange(n_heads * n_blocks, nogil=True, schedule="dynamic",
+                       num_threads=n_threads):
+        if interrupt.stopped():
+            continue
+        h = item // n_blocks
+        r0 = (item % n_blocks) * block
+        r1 = min(n, r0 + block)
+        _bwd_dq(&offsets[0], &cols[0], &order[r0], r1 - r0, &q[h, 0, 0], &k[h, 0, 0],
+                &v[h, 0, 0], &out[h, 0, 0], &dout[h, 0, 0], &lse[h, 0], d, dv, scale,
+                &dq[h, 0, 0], &delta[h, 0])
+    interrupt.check()
     # pass 2: dk and dv, over the columns (keys); needs all of delta
-    rounds = Rounds(n_heads * t_blocks, _UNITS_PER_THREAD * n_threads)
-    while rounds.next():
-        for item in prange(rounds.start, rounds.stop, nogil=True, schedule="dynamic",
-                           num_threads=n_threads):
-            h = item // t_blocks
-            r0 = (item % t_blocks) * t_block
-            r1 = min(m, r0 + t_block)
-            _bwd_dkdv(&t_offsets[0], &t_cols[0], &t_order[r0], r1 - r0, &q[h, 0, 0],
-                      &k[h, 0, 0], &v[h, 0, 0], &dout[h, 0, 0], &lse[h, 0], &delta[h, 0],
-                      d, dv, scale, &dk[h, 0, 0], &dv_out[h, 0, 0])
+    for item in prange(n_heads * t_blocks, nogil=True, schedule="dynamic",
+                       num_threads=n_threads):
+        if interrupt.stopped():
+            continue
+        h = item // t_blocks
+        r0 = (item % t_blocks) * t_block
+        r1 = min(m, r0 + t_block)
+        _bwd_dkdv(&t_offsets[0], &t_cols[0], &t_order[r0], r1 - r0, &q[h, 0, 0],
+                  &k[h, 0, 0], &v[h, 0, 0], &dout[h, 0, 0], &lse[h, 0], &delta[h, 0],
+                  d, dv, scale, &dk[h, 0, 0], &dv_out[h, 0, 0])
+    interrupt.check()

@@ -170,8 +170,8 @@ def sparse_attention(q, k, v, mask, *, scale=None, workers=None, return_lse=Fals
     workers : int, optional
         Threads to use; ``None`` uses the default (see :func:`fastkern.set_workers`),
         negative values count back from the number of CPUs.  The result does not
-        depend on it.  The call runs in rounds of (head, block of rows) units
-        between which Ctrl-C raises KeyboardInterrupt.
+        depend on it.  The threads check for an interrupt between units of
+        (head, block of rows), so that Ctrl-C raises KeyboardInterrupt.
     return_lse : bool, optional
         Also return the log-sum-exp of each row's scores, which
         :func:`sparse_attention_backward` can reuse.
