@@ -328,6 +328,8 @@ def _as_counts(counts):
             values = values.astype(np.float64)
         except (TypeError, ValueError):
             raise TypeError("counts must hold numbers (NaN where missing)") from None
+        except OverflowError:  # Python ints beyond float64
+            raise ValueError("counts holds a number beyond float64's range") from None
     if values.dtype.kind not in "iuf":
         raise TypeError(f"counts must hold integers or floats, got dtype {values.dtype}")
     if values.ndim != 1:
