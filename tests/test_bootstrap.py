@@ -778,3 +778,28 @@ def test_unaligned_data(dtype, statistic):
     want = bootstrap(cols, "mean", axis=0, **kw).bootstrap_distribution
     got = bootstrap(_unaligned(cols), "mean", axis=0, **kw).bootstrap_distribution
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("statistic", ["mean", "pearsonr", "median"])
+def test_unpickled_plans_with_unaligned_arrays(statistic):
+    # a Dask worker unpickles a plan with its arrays left in place in the message
+    # (pickle protocol 5, out-of-band buffers), often unaligned
+    import pickle
+
+    from fastkern.bootstrap import _plan, resample_blocks
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=500)
+    data = (x, x + rng.normal(size=500)) if statistic == "pearsonr" else (x,)
+    plan = _plan(data, statistic, 300, 0.9, "percentile", "two-sided",
+                 statistic == "pearsonr", None, 1, None, None, None, 5, None)
+    want = resample_blocks(plan, 0, plan.n_blocks, 1)
+    buffers = []
+    payload = pickle.dumps(plan, protocol=5, buffer_callback=buffers.append)
+    moved = []
+    for b in buffers:   # each buffer's bytes one past an aligned address
+        raw = np.frombuffer(b.raw(), dtype=np.uint8)
+        moved.append(np.empty(raw.size + 1, dtype=np.uint8)[1:])
+        moved[-1][:] = raw
+    got = resample_blocks(pickle.loads(payload, buffers=moved), 0, plan.n_blocks, 2)
+    np.testing.assert_array_equal(got, want)

@@ -607,7 +607,20 @@ def _check_batch(batch):
     return check_int(batch, "batch", 1)
 
 
-class _MomentStatistic:
+class _KernelArrays:
+    """Base of the estimators whose arrays the kernels read.  Unpickled, as a Dask
+    worker does, an array may lie unaligned in the message it came in; the kernels
+    load whole values, so such arrays are copied (once each: x stays y's object)."""
+
+    def __setstate__(self, state):
+        copies = {}
+        for key, value in state.items():
+            if isinstance(value, np.ndarray) and not value.flags.aligned:
+                state[key] = copies.setdefault(id(value), value.copy())
+        self.__dict__.update(state)
+
+
+class _MomentStatistic(_KernelArrays):
     """mean, var, std, mean_diff, pearsonr: from sums of prepared values (_summands)."""
 
     def __init__(self, kind, samples, paired, ddof):
@@ -662,7 +675,7 @@ def _summands(a, centre):
     return values, e
 
 
-class _OrderStatistic:
+class _OrderStatistic(_KernelArrays):
     """median, quantile, trimmed_mean: from the sorted distinct values."""
 
     def __init__(self, kind, x, param):
