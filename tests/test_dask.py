@@ -85,7 +85,7 @@ def test_local_cluster_equals_single_machine(client, func, ref):
     x = da.from_array(a, chunks=(70, 90))
     single = (fkd.convolve2d if func is fkd.convolve2d else fkd.correlate2d)
     for mode in MODES:
-        got = client.compute(func(x, b, mode, "symm")).result()
+        got = client.compute(func(x, b, mode, "symm")).result(timeout=300)
         assert_allclose(got, ref(a, b, mode, "symm"), rtol=1e-10, atol=1e-10)
         assert_array_equal(got, single(x, b, mode, "symm").compute(scheduler="threads"))
 
@@ -143,7 +143,7 @@ def test_bootstrap_paired_and_generator_seed():
 def test_bootstrap_local_cluster_equals_single_machine(client):
     x = np.random.default_rng(6).poisson(4.0, size=5000)
     lazy = fkd.bootstrap(x, "mean", n_resamples=2000, seed=3, blocks_per_task=4)
-    _same_result(client.compute(lazy).result(),
+    _same_result(client.compute(lazy).result(timeout=300),
                  fastkern.bootstrap(x, "mean", n_resamples=2000, seed=3))
 
 
@@ -156,7 +156,7 @@ def test_bootstrap_statistic_of_one_resample_on_a_cluster(client):
     x = np.random.default_rng(8).normal(size=200)
     lazy = fkd.bootstrap(x, _trimmed_range, n_resamples=300, seed=2, blocks_per_task=2,
                          vectorized=False)
-    _same_result(client.compute(lazy).result(),
+    _same_result(client.compute(lazy).result(timeout=300),
                  fastkern.bootstrap(x, _trimmed_range, n_resamples=300, seed=2))
 
 
@@ -190,11 +190,11 @@ def test_gibbs_switchpoint_with_missing_counts_threaded():
 
 def test_gibbs_local_cluster_equals_single_machine(client):
     years, counts = fastkern.datasets.coal_mining_disasters()
-    got = client.compute(fkd.gibbs(500, 2, chains=4, seed=3)).result()
+    got = client.compute(fkd.gibbs(500, 2, chains=4, seed=3)).result(timeout=300)
     assert_array_equal(got, fastkern.gibbs(500, 2, chains=4, seed=3))
     lazy = fkd.gibbs_switchpoint(counts, 500, chains=4, seed=3, chains_per_task=2)
     want = fastkern.gibbs_switchpoint(counts, 500, chains=4, seed=3)
-    for key, value in client.compute(lazy).result().items():
+    for key, value in client.compute(lazy).result(timeout=300).items():
         assert_array_equal(value, want[key])
 
 
@@ -236,7 +236,7 @@ def test_workers_per_task_like_workers(name, client):
         else:
             _same_result(got, want)
     # a real cluster's worker processes survive -1 (they were killed by it before)
-    got = client.compute(_dask_calls(-1)[name]()).result()
+    got = client.compute(_dask_calls(-1)[name]()).result(timeout=300)
     if isinstance(want, np.ndarray):
         assert_array_equal(got, want)
     else:
