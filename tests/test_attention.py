@@ -1063,3 +1063,16 @@ def test_patterns_feed_the_op():
     q, k, v = rng.standard_normal((3, 2, H * W, 8))
     np.testing.assert_allclose(sparse_attention(q, k, v, mask),
                                dense_reference(q, k, v, mask.to_dense())[0], atol=1e-10)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: local_2d_pattern(230584300921369383, 5, 1.0),
+    lambda: local_2d_pattern(2**31, 2**31, 1.0),
+    lambda: axial_2d_pattern(2**40, 3),
+    lambda: local_1d_pattern(2**62, 3),
+    lambda: causal_1d_pattern(2**40),
+])
+def test_patterns_too_large_for_any_array(build):
+    # NumPy's own refusal ("array is too big") names no argument; this one does
+    with pytest.raises(MemoryError, match="too large"):
+        build()

@@ -9,4 +9,5 @@ cdef class Interrupt:
     cdef fk_interrupt state
     cdef object exception
     cdef bint stopped(self) noexcept nogil
+    cdef void _look(self) noexcept with gil
     cdef int check(self) except -1

@@ -56,17 +56,23 @@ cdef class Interrupt:
         self.exception = None
 
     cdef bint stopped(self) noexcept nogil:
-        """True once the call should stop; any thread, without the GIL."""
+        """True once the call should stop; any thread, without the GIL.  (No
+        Python object may live here: Cython would take the GIL at every return to
+        release it.)"""
         if fk_interrupt_stopped(&self.state):
             return True
         if fk_interrupt_due(&self.state):
-            with gil:
-                try:
-                    PyErr_CheckSignals()
-                except BaseException as exc:  # a handler raised: stop the call
-                    self.exception = exc
-                    fk_interrupt_set(&self.state)
+            self._look()
         return fk_interrupt_stopped(&self.state)
+
+    cdef void _look(self) noexcept with gil:
+        """Run the pending signal handlers; if one raises, keep its exception and
+        stop the call."""
+        try:
+            PyErr_CheckSignals()
+        except BaseException as exc:
+            self.exception = exc
+            fk_interrupt_set(&self.state)
 
     cdef int check(self) except -1:
         """With the GIL, after the parallel loop: raise what stopped the call."""

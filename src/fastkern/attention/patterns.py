@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .._seeding import root_seed
-from .._validation import as_array, check_int, check_real
+from .._validation import INDEX_MAX, as_array, check_int, check_real
 
 __all__ = [
     "axial_2d_pattern",
@@ -46,9 +46,20 @@ def _real(value, name):
     return value
 
 
+def _square(n, dtype, names):
+    """An empty (n, n) result; MemoryError naming the arguments where no array
+    can hold it (NumPy's own error would name none)."""
+    if n * n * np.dtype(dtype).itemsize > INDEX_MAX:
+        raise MemoryError(f"the ({n}, {n}) result cannot be allocated: {names} too large")
+    return np.empty((n, n), dtype=dtype)
+
+
 def _grid(H, W):
     H = _count(H, "H")
     W = _count(W, "W")
+    if (H * W) ** 2 > INDEX_MAX:
+        raise MemoryError(f"the ({H * W}, {H * W}) result cannot be allocated: "
+                          f"H={H} by W={W} too large")
     t = np.arange(H * W)
     return t // W, t % W
 
@@ -107,7 +118,7 @@ def local_2d_distance(H, W, p=2.0):
     if p < 0:
         raise ValueError(f"p must be non-negative, got {p}")
     n = i.size
-    d = np.empty((n, n), dtype=np.float64)
+    d = _square(n, np.float64, "n")
     for rows in _row_blocks(n):
         d[rows] = _minkowski(i[rows, None] - i[None, :], j[rows, None] - j[None, :], p)
     return d
@@ -142,7 +153,7 @@ def local_2d_pattern(H, W, distance, p=2.0):
     if p < 0:
         raise ValueError(f"p must be non-negative, got {p}")
     n = i.size
-    mask = np.empty((n, n), dtype=bool)
+    mask = _square(n, bool, "n")
     for rows in _row_blocks(n):
         mask[rows] = _minkowski(i[rows, None] - i[None, :], j[rows, None] - j[None, :],
                                 p) < distance
@@ -159,7 +170,7 @@ def axial_2d_pattern(H, W):
     """
     i, j = _grid(H, W)
     n = i.size
-    mask = np.empty((n, n), dtype=bool)
+    mask = _square(n, bool, "n")
     for rows in _row_blocks(n):
         mask[rows] = (i[rows, None] == i[None, :]) | (j[rows, None] == j[None, :])
     return mask
@@ -177,7 +188,7 @@ def dilated_2d_pattern(H, W, k=2):
     i, j = _grid(H, W)
     k = _count(k, "k")
     n = i.size
-    mask = np.empty((n, n), dtype=bool)
+    mask = _square(n, bool, "n")
     for rows in _row_blocks(n):
         mask[rows] = (((i[rows, None] - i[None, :]) % k == 0)
                       & ((j[rows, None] - j[None, :]) % k == 0))
@@ -218,7 +229,7 @@ def swin_attention_pattern(H, W, window_size, shift_size=0):
     n_cols = W // window_size + 1
     window = ((i + s) // window_size) * n_cols + (j + s) // window_size
     n = i.size
-    mask = np.empty((n, n), dtype=bool)
+    mask = _square(n, bool, "n")
     for rows in _row_blocks(n):
         mask[rows] = window[rows, None] == window[None, :]
     return mask
@@ -252,7 +263,7 @@ def local_2d_gaussian_distribution(H, W, sigma=1, dtype=np.float64):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
     n = i.size
-    out = np.empty((n, n), dtype=dtype)
+    out = _square(n, dtype, "n")
     for rows in _row_blocks(n):
         di = i[rows, None] - i[None, :]
         dj = j[rows, None] - j[None, :]
@@ -287,9 +298,9 @@ def local_1d_pattern(n, window_size):
     if window_size % 2 == 0:
         raise ValueError(f"window_size must be odd (the position itself and two equal "
                          f"wings), got {window_size}")
+    mask = _square(n, bool, "n")
     t = np.arange(n)
     half = window_size // 2
-    mask = np.empty((n, n), dtype=bool)
     for rows in _row_blocks(n):
         mask[rows] = np.abs(t[rows, None] - t[None, :]) <= half
     return mask
@@ -304,7 +315,7 @@ def causal_1d_pattern(n):
         Lower triangular, diagonal included.
     """
     n = _count(n, "n")
-    mask = np.empty((n, n), dtype=bool)  # first: an impossible n fails here, at once
+    mask = _square(n, bool, "n")  # first: an impossible n fails here, at once
     t = np.arange(n)
     for rows in _row_blocks(n):
         mask[rows] = t[rows, None] >= t[None, :]
@@ -340,7 +351,7 @@ def random_pattern(n, sparsity, seed=None):
     if not 0 <= sparsity <= 1:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
     rng = _generator(seed)
-    mask = np.empty((n, n), dtype=bool)
+    mask = _square(n, bool, "n")
     for rows in _row_blocks(n):
         mask[rows] = rng.random((rows.stop - rows.start, n)) >= sparsity
     return mask
