@@ -7,6 +7,10 @@ noise of each other.
     python -m pytest bench/bench_interrupt.py --benchmark-only \
         --benchmark-columns=min,median,max,rounds --benchmark-json=interrupt.json
     python bench/ratios.py interrupt.json
+
+Rows run one after another, so a machine whose speed drifts (a shared host) can
+favour either side; ``python bench/bench_interrupt.py`` alternates the two calls
+instead, 15 times each, and prints the ratio of their medians.
 """
 import numpy as np
 import pytest
@@ -60,3 +64,27 @@ def test_with_checks(benchmark, name, workers):
 def test_reference_never_looks(benchmark, never_look, name, workers):
     benchmark.group = f"{name}, {'one thread' if workers == 1 else 'all threads'}"
     benchmark.pedantic(WORKLOADS[name], args=(workers,), rounds=7, warmup_rounds=1)
+
+
+def interleaved(reps=15):
+    """Median times with and without looking at the signals, the two alternated."""
+    import time
+
+    for name, call in WORKLOADS.items():
+        for workers in (1, None):
+            times = {0.05: [], float("inf"): []}
+            call(workers)
+            for _ in range(reps):
+                for seconds in times:
+                    previous = _interrupt.interval(seconds)
+                    start = time.perf_counter()
+                    call(workers)
+                    times[seconds].append(time.perf_counter() - start)
+                    _interrupt.interval(previous)
+            checks, never = (float(np.median(t)) for t in times.values())
+            print(f"{name}, workers={workers}: {checks * 1e3:.1f} ms with checks, "
+                  f"{never * 1e3:.1f} ms never looking, ratio {checks / never:.3f}")
+
+
+if __name__ == "__main__":
+    interleaved()
