@@ -20,6 +20,8 @@ Which units ran never matters for a result that is returned: a stopped call
 raises.  Python runs signal handlers on the main thread only, so a call made
 from another thread runs to its end, as Python code there does.
 """
+import threading
+
 from cpython.exc cimport PyErr_CheckSignals
 from libc.math cimport INFINITY
 
@@ -52,7 +54,10 @@ cdef class Interrupt:
     """The stop state of one kernel call (see the module docstring)."""
 
     def __cinit__(self):
-        fk_interrupt_init(&self.state, _interval)
+        # Only the main thread runs signal handlers: a call from another thread
+        # never looks, so it never waits for the GIL either.
+        main = threading.get_ident() == threading.main_thread().ident
+        fk_interrupt_init(&self.state, _interval if main else INFINITY)
         self.exception = None
 
     cdef bint stopped(self) noexcept nogil:
