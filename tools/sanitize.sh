@@ -32,8 +32,11 @@ FASTKERN_SANITIZE=address,undefined FASTKERN_CUDA=0 \
 cp -r "$repo/tests" "$work/tests"
 
 # detect_leaks=0: CPython frees little at exit by design; allocator_may_return_null:
-# tests ask for impossible allocations and expect MemoryError, not an abort.
-export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+# tests ask for impossible allocations and expect MemoryError, not an abort;
+# max_allocation_size_mb: ASan reserves memory it never touches, so without a cap
+# an allocation larger than the machine succeeds, and a call the tests expect to
+# fail with MemoryError runs for hours instead.
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=16384:abort_on_error=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 cd "$work"
 if [ $# -eq 0 ]; then set -- -m "not slow" tests; fi
