@@ -209,3 +209,71 @@ def _isa(name=None):
         raise ValueError(f"unknown kernel family {name!r}; the families are {_ISA_NAMES}")
     code = fk_correlate2d_isa(-1 if name is None else _ISA_NAMES.index(name))
     return _ISA_NAMES[code]
+
+
+# ---------------------------------------------------------------------------
+# The FFT route's gather and scatter (fastkern/_fftconv.py runs the transforms)
+
+ctypedef fused fft_t:
+    float
+    double
+    float complex
+    double complex
+
+
+cdef inline Py_ssize_t _map_index(Py_ssize_t j, Py_ssize_t m, int boundary) noexcept nogil:
+    """Image index of extended index j along an axis m long, or -1 for the fill
+    value: fk_map_index of csrc/convolve/correlate2d.c."""
+    cdef Py_ssize_t k
+    if 0 <= j < m:
+        return j
+    if boundary == 1:  # wrap
+        k = j % m
+        return k + m if k < 0 else k
+    if boundary == 2:  # symm
+        k = (j if j >= 0 else -j - 1) % (2 * m)
+        return 2 * m - k - 1 if k >= m else k
+    return -1
+
+
+def gather_tiles(const fft_t[:, :] img, fft_t fill, int boundary,
+                 const Py_ssize_t[::1] row0, const Py_ssize_t[::1] col0,
+                 fft_t[:, :, ::1] buf, int n_threads):
+    """buf[t, i, j] = the image extended by `boundary` at (row0[t] + i, col0[t] + j)."""
+    cdef Py_ssize_t n_tiles = buf.shape[0], rows = buf.shape[1], cols = buf.shape[2]
+    cdef Py_ssize_t m = img.shape[0], n = img.shape[1]
+    cdef Py_ssize_t t, i, j, r, c0, ja, jb, q
+    for t in prange(n_tiles, nogil=True, schedule="dynamic", num_threads=n_threads):
+        c0 = col0[t]
+        # the columns read straight from the image: c0 + j in [0, n)
+        ja = min(max(-c0, 0), cols)
+        jb = min(max(n - c0, ja), cols)
+        for i in range(rows):
+            r = _map_index(row0[t] + i, m, boundary)
+            if r < 0:
+                for j in range(cols):
+                    buf[t, i, j] = fill
+                continue
+            for j in range(ja):
+                q = _map_index(c0 + j, n, boundary)
+                buf[t, i, j] = fill if q < 0 else img[r, q]
+            for j in range(ja, jb):
+                buf[t, i, j] = img[r, c0 + j]
+            for j in range(jb, cols):
+                q = _map_index(c0 + j, n, boundary)
+                buf[t, i, j] = fill if q < 0 else img[r, q]
+
+
+def scatter_tiles(const fft_t[:, :, ::1] y, fft_t[:, :] out,
+                  const Py_ssize_t[::1] k0, const Py_ssize_t[::1] m0,
+                  Py_ssize_t nk, Py_ssize_t nm, Py_ssize_t step0, Py_ssize_t step1,
+                  Py_ssize_t d0, Py_ssize_t d1, int n_threads):
+    """out[k0[t] + a, m0[t] + b] = y[t, d0 + a * step0, d1 + b * step1] for the
+    a < nk, b < nm that fall inside out."""
+    cdef Py_ssize_t n_tiles = y.shape[0], t, a, b, rows, cols
+    for t in prange(n_tiles, nogil=True, schedule="dynamic", num_threads=n_threads):
+        rows = min(nk, out.shape[0] - k0[t])
+        cols = min(nm, out.shape[1] - m0[t])
+        for a in range(rows):
+            for b in range(cols):
+                out[k0[t] + a, m0[t] + b] = y[t, d0 + a * step0, d1 + b * step1]

@@ -4,14 +4,16 @@ import math
 import numbers
 import operator
 import sys
+import time
+from typing import NamedTuple
 
 import numpy as np
 
-from . import _convolve
+from . import _convolve, _fftconv
 from ._validation import as_array
 from ._workers import resolve_workers
 
-__all__ = ["convolve2d", "correlate2d"]
+__all__ = ["choose_method", "convolve2d", "correlate2d"]
 
 _MODES = ("full", "same", "valid")
 # scipy's names and aliases -> the core's FK_BOUNDARY_* codes
@@ -22,7 +24,7 @@ _CAST_FAILED = "could not cast `fillvalue` directly to the output type"
 
 
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
-               workers=None, out=None):
+               method="auto", workers=None, out=None):
     """Convolve two 2-D arrays, as ``scipy.signal.convolve2d`` does.
 
     The result equals ``scipy.signal.convolve2d(in1, in2, mode, boundary,
@@ -104,11 +106,12 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
     array([[12., 20.],
            [52., 60.]])
     """
-    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, out, convolve=True)
+    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, out,
+                   convolve=True)
 
 
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
-                workers=None, out=None):
+                method="auto", workers=None, out=None):
     """Cross-correlate two 2-D arrays, as ``scipy.signal.correlate2d`` does.
 
     ``out[i, j] = sum_{k, l} in1[i + k - o0, j + l - o1] * conj(in2[k, l])`` with
@@ -138,7 +141,8 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1
     array([[-1., -1.],
            [-1., -1.]])
     """
-    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, out, convolve=False)
+    return _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, out,
+                   convolve=False)
 
 
 def _as_input(x, name):
@@ -250,7 +254,24 @@ def _planes(x, real_dtype):
     return _aligned(np.asarray(x, dtype=real_dtype)), None
 
 
-def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convolve):
+class _Problem(NamedTuple):
+    """A call in normal form: ``out[a, b] = sum_{p, q} kernel[p, q] *
+    X[off0 + a*step0 + p, off1 + b*step1 + q]``, X the image extended by the
+    boundary rule; for a correlation ``kernel`` is in2 as given (conjugated by
+    the routes), for a convolution in2 reversed."""
+    image: np.ndarray
+    kernel: np.ndarray
+    conjugate: bool      # the kernel enters conjugated (a complex correlation)
+    off: tuple
+    steps: tuple
+    boundary: int        # an FK_BOUNDARY_* code
+    fill: object         # int for integer outputs, else complex
+    out_shape: tuple
+    out_dtype: np.dtype
+    real_dtype: np.dtype  # the compute dtype of one plane: float32, float64 or uint64
+
+
+def _problem(in1, in2, mode, boundary, fillvalue, stride, convolve):
     in1 = _as_input(in1, "in1")
     in2 = _as_input(in2, "in2")
     if not isinstance(mode, str) or mode not in _MODES:
@@ -259,7 +280,6 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convol
         raise ValueError("boundary must be 'fill', 'wrap' (or 'circular') or 'symm' "
                          f"(or 'symmetric'), got {boundary!r}")
     step0, step1 = _parse_stride(stride)
-    n_threads = resolve_workers(workers)
     # scipy computes in the promoted dtype, so bool or float16 mixed with a wider
     # type is fine, and only the promoted dtype must be one the kernels have
     out_dtype = np.result_type(in1.dtype, in2.dtype)
@@ -293,6 +313,23 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convol
         off = [0, 0]
         full_shape = [n - k + 1 for n, k in zip(image.shape, kernel.shape)]
     out_shape = ((full_shape[0] + step0 - 1) // step0, (full_shape[1] + step1 - 1) // step1)
+    if out_dtype.kind in "iu":
+        real_dtype = np.dtype(np.uint64)
+    elif out_dtype in (np.float32, np.complex64):
+        real_dtype = np.dtype(np.float32)
+    else:
+        real_dtype = np.dtype(np.float64)
+    return _Problem(image, kernel, not convolve and kernel.dtype.kind == "c", tuple(off),
+                    (step0, step1), _BOUNDARIES[boundary], fill, out_shape, out_dtype,
+                    real_dtype)
+
+
+def _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, result, convolve):
+    pb = _problem(in1, in2, mode, boundary, fillvalue, stride, convolve)
+    n_threads = resolve_workers(workers)
+    route = _route(pb, method)
+    image, kernel = pb.image, pb.kernel
+    out_shape, out_dtype, real_dtype = pb.out_shape, pb.out_dtype, pb.real_dtype
     if result is not None:
         _check_out(result, out_shape, out_dtype)
         # the kernels write while they read: an input that shares memory with the
@@ -302,31 +339,6 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convol
         if np.may_share_memory(kernel, result):
             kernel = kernel.copy()
 
-    # compute dtypes: float32 or float64 planes, or uint64 (wrapping) for integers
-    if out_dtype.kind in "iu":
-        real_dtype = np.dtype(np.uint64)
-        image = image.astype(np.int64 if image.dtype.kind == "i" else np.uint64,
-                             copy=False).view(np.uint64)
-        kernel = kernel.astype(np.int64 if kernel.dtype.kind == "i" else np.uint64,
-                               copy=False).view(np.uint64)
-    elif out_dtype in (np.float32, np.complex64):
-        real_dtype = np.dtype(np.float32)
-    else:
-        real_dtype = np.dtype(np.float64)
-
-    img_re, img_im = _planes(image, real_dtype)
-    ker_re, ker_im = _planes(kernel, real_dtype)
-    ker_re = np.ascontiguousarray(ker_re)
-    if ker_im is not None:
-        ker_im = np.ascontiguousarray(-ker_im if not convolve else ker_im)
-    if img_im is None and fill.imag != 0:
-        img_im = np.zeros_like(img_re)
-    if real_dtype == np.uint64:
-        fill_re, fill_im = int(fill.real) % 2**64, 0
-    else:
-        with np.errstate(over="ignore"):
-            fill_re, fill_im = real_dtype.type(fill.real), real_dtype.type(fill.imag)
-
     # the kernels write to `out`: the result array itself where its dtype is the
     # compute dtype (int64 is written as its uint64 view) and it is aligned
     compute_dtype = np.result_type(real_dtype, np.complex64) if out_dtype.kind == "c" \
@@ -334,13 +346,13 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convol
     direct = result is not None and result.flags.aligned and (
         out_dtype == compute_dtype or (out_dtype == np.int64 and compute_dtype == np.uint64))
     out = result.view(compute_dtype) if direct else np.empty(out_shape, dtype=compute_dtype)
-    if out_dtype.kind == "c":
-        out_re, out_im = out.real, out.imag
+    if route is None:
+        _direct(pb, image, kernel, out, n_threads)
     else:
-        out_re, out_im = out, None
-    _convolve.correlate_planes(img_re, img_im, ker_re, ker_im, out_re, out_im,
-                               fill_re, fill_im, off[0], off[1], step0, step1,
-                               _BOUNDARIES[boundary], n_threads)
+        if pb.conjugate:
+            kernel = kernel.conj()
+        _fftconv.correlate(image, kernel, pb.fill, pb.off, pb.steps, pb.boundary, out,
+                           n_threads, route)
     if real_dtype == np.uint64 and out_dtype.kind == "i":
         out = out.view(np.int64)
     if result is None:
@@ -348,3 +360,135 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, workers, result, convol
     if not direct:
         np.copyto(result, out, casting="unsafe")  # integers wrap, as scipy's do
     return result
+
+
+def _direct(pb, image, kernel, out, n_threads):
+    """The direct route: the tiled correlation core of csrc/convolve, on planes."""
+    real_dtype, fill = pb.real_dtype, pb.fill
+    # compute dtypes: float32 or float64 planes, or uint64 (wrapping) for integers
+    if real_dtype == np.uint64:
+        image = image.astype(np.int64 if image.dtype.kind == "i" else np.uint64,
+                             copy=False).view(np.uint64)
+        kernel = kernel.astype(np.int64 if kernel.dtype.kind == "i" else np.uint64,
+                               copy=False).view(np.uint64)
+    img_re, img_im = _planes(image, real_dtype)
+    ker_re, ker_im = _planes(kernel, real_dtype)
+    ker_re = np.ascontiguousarray(ker_re)
+    if ker_im is not None:
+        ker_im = np.ascontiguousarray(-ker_im if pb.conjugate else ker_im)
+    if img_im is None and fill.imag != 0:
+        img_im = np.zeros_like(img_re)
+    if real_dtype == np.uint64:
+        fill_re, fill_im = int(fill.real) % 2**64, 0
+    else:
+        with np.errstate(over="ignore"):
+            fill_re, fill_im = real_dtype.type(fill.real), real_dtype.type(fill.imag)
+    if out.dtype.kind == "c":
+        out_re, out_im = out.real, out.imag
+    else:
+        out_re, out_im = out, None
+    _convolve.correlate_planes(img_re, img_im, ker_re, ker_im, out_re, out_im,
+                               fill_re, fill_im, pb.off[0], pb.off[1], pb.steps[0],
+                               pb.steps[1], pb.boundary, n_threads)
+
+
+_METHODS = ("auto", "direct", "fft")
+
+# The direct route's cost on one thread, seconds x 1e9: per output, plus per
+# multiply-add, for unit-stride outputs with the AVX-512 kernels and for strided
+# ones; measured on the development machine (bench/README.md, "The FFT route's
+# cost model").  Other kernel families are slower by the factor given.
+_DIRECT_NS = {np.dtype(np.float32): (0.5, 0.019), np.dtype(np.float64): (1.0, 0.035)}
+_DIRECT_STRIDED_NS = 0.40       # per multiply-add; per output: 4 x the stride
+_ISA_SLOWDOWN = {"avx512": 1.0, "avx2": 2.0, "base": 4.0, "scalar": 8.0}
+
+
+def _direct_seconds(pb):
+    outs = float(pb.out_shape[0]) * float(pb.out_shape[1])
+    taps = float(pb.kernel.shape[0]) * float(pb.kernel.shape[1])
+    products = (1 + (pb.image.dtype.kind == "c")) * (1 + (pb.kernel.dtype.kind == "c"))
+    step = max(pb.steps)
+    if step == 1:
+        per_out, per_tap = _DIRECT_NS[pb.real_dtype]
+        per_tap *= _ISA_SLOWDOWN.get(_convolve._isa(), 8.0)
+    else:
+        per_out, per_tap = 4.0 * min(step, 64), _DIRECT_STRIDED_NS
+    return products * outs * (per_out + per_tap * taps) * 1e-9
+
+
+def _fft_plan(pb):
+    complex_ = pb.image.dtype.kind == "c" or pb.kernel.dtype.kind == "c" or pb.fill.imag != 0
+    return _fftconv.plan(pb.image.shape, pb.kernel.shape, pb.out_shape, pb.steps,
+                         pb.boundary, pb.real_dtype == np.float32, complex_)
+
+
+def _route(pb, method):
+    """None for the direct route, else the FFT route's plan."""
+    if not isinstance(method, str) or method not in _METHODS:
+        raise ValueError(f"method must be 'auto', 'direct' or 'fft', got {method!r}")
+    if method == "direct":
+        return None
+    if pb.real_dtype == np.uint64:
+        if method == "fft":
+            raise ValueError(f"method='fft' is not available for integer inputs (the result "
+                             f"dtype is {pb.out_dtype}): they are computed exactly, by "
+                             f"method='direct'")
+        return None
+    fft = _fft_plan(pb)
+    if method == "fft" or fft.seconds < _direct_seconds(pb):
+        return fft
+    return None
+
+
+def choose_method(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
+                  convolve=True, measure=False, workers=None):
+    """The route ``method="auto"`` takes for these arguments, as
+    ``scipy.signal.choose_conv_method`` does for ``scipy.signal.convolve``.
+
+    ``"auto"`` compares a cost model of the direct route (multiply-adds, by
+    dtype, stride and the CPU's kernel family) with one of the FFT route (the
+    transforms of the cheapest tiling): see the README, "Large filters: the FFT
+    route".  The choice depends on the shapes, dtypes, mode, boundary and
+    stride, never on ``workers``, so the result does not either.
+
+    Parameters
+    ----------
+    in1, in2, mode, boundary, fillvalue, stride
+        As for :func:`convolve2d`.
+    convolve : bool, optional
+        True (default) for :func:`convolve2d`, False for :func:`correlate2d`.
+    measure : bool, optional
+        If True, also run both routes once on these inputs and return their
+        times: ``(fastest, {"direct": seconds, "fft": seconds})``.  Integer
+        inputs have only the direct route.
+    workers : int, optional
+        Threads for the measured runs.
+
+    Returns
+    -------
+    method : {"direct", "fft"}
+        The route auto takes; with ``measure=True``, the faster measured route
+        and the times.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastkern.convolve import choose_method
+    >>> choose_method(np.ones((1000, 1000)), np.ones((5, 5)))
+    'direct'
+    >>> choose_method(np.ones((1000, 1000)), np.ones((101, 101)))
+    'fft'
+    """
+    pb = _problem(in1, in2, mode, boundary, fillvalue, stride, convolve)
+    method = "direct" if _route(pb, "auto") is None else "fft"
+    if not measure:
+        return method
+    n_threads = resolve_workers(workers)
+    fn = convolve2d if convolve else correlate2d
+    methods = ("direct",) if pb.real_dtype == np.uint64 else ("direct", "fft")
+    times = {}
+    for m in methods:
+        start = time.perf_counter()
+        fn(in1, in2, mode, boundary, fillvalue, stride=stride, method=m, workers=n_threads)
+        times[m] = time.perf_counter() - start
+    return min(times, key=times.get), times
