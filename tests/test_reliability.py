@@ -19,12 +19,15 @@ def _calls():
     rng = np.random.default_rng(0)
     image = rng.standard_normal((300, 200))
     kernel = rng.standard_normal((5, 4))
+    big_kernel = rng.standard_normal((41, 37))
     x = rng.normal(size=2000)
     counts = fastkern.datasets.coal_mining_disasters()[1]
     mask = SparseCSR.from_dense(local_1d_pattern(256, 9))
     q = rng.standard_normal((4, 256, 16))
     return {
         "convolve2d": lambda w: fastkern.convolve2d(image, kernel, "same", workers=w),
+        "convolve2d_fft": lambda w: fastkern.convolve2d(image, big_kernel, "same", method="fft",
+                                                       workers=w),
         "bootstrap": lambda w: fastkern.bootstrap(
             x, "median", n_resamples=500, seed=1, workers=w).bootstrap_distribution,
         "gibbs": lambda w: fastkern.gibbs(500, 2, chains=3, seed=1, workers=w),
@@ -34,7 +37,7 @@ def _calls():
     }
 
 
-KERNELS = ["convolve2d", "bootstrap", "gibbs", "gibbs_switchpoint", "sparse_attention"]
+KERNELS = ["convolve2d", "convolve2d_fft", "bootstrap", "gibbs", "gibbs_switchpoint", "sparse_attention"]
 
 
 def _all_kernels(workers):

@@ -407,12 +407,11 @@ def _direct_seconds(pb):
     outs = float(pb.out_shape[0]) * float(pb.out_shape[1])
     taps = float(pb.kernel.shape[0]) * float(pb.kernel.shape[1])
     products = (1 + (pb.image.dtype.kind == "c")) * (1 + (pb.kernel.dtype.kind == "c"))
-    step = max(pb.steps)
-    if step == 1:
+    if pb.steps[1] == 1:  # the row stride only picks rows: the SIMD kernels run
         per_out, per_tap = _DIRECT_NS[pb.real_dtype]
         per_tap *= _ISA_SLOWDOWN.get(_convolve._isa(), 8.0)
     else:
-        per_out, per_tap = 4.0 * min(step, 64), _DIRECT_STRIDED_NS
+        per_out, per_tap = 4.0 * min(max(pb.steps), 64), _DIRECT_STRIDED_NS
     return products * outs * (per_out + per_tap * taps) * 1e-9
 
 
