@@ -70,22 +70,6 @@ static ptrdiff_t fk_isa_width(int isa, size_t elsize)
     }
 }
 
-/* Image index for coordinate j of an axis of length m, or -1 where the fill value
- * applies.  Same rules as scipy.signal.convolve2d, for any distance past the edge. */
-static inline ptrdiff_t fk_map_index(ptrdiff_t j, ptrdiff_t m, int boundary)
-{
-    if (j >= 0 && j < m) return j;
-    if (boundary == FK_BOUNDARY_WRAP) {
-        ptrdiff_t r = j % m;
-        return r < 0 ? r + m : r;
-    }
-    if (boundary == FK_BOUNDARY_SYMM) {
-        ptrdiff_t k = (j >= 0 ? j : -j - 1) % (2 * m);
-        return k >= m ? 2 * m - k - 1 : k;
-    }
-    return -1;
-}
-
 /* Outputs [*lo, *hi) along one axis have windows inside the image: output j's
  * window starts at image coordinate off + j*step and is k long, the axis n long.
  * No intermediate exceeds n or -off in size, whatever the step (up to

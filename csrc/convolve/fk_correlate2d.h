@@ -72,6 +72,22 @@ int fk_correlate2d_isa(int isa);
  * for documentation and tests of the memory bound. */
 ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows, ptrdiff_t n_cols);
 
+/* Image index for coordinate j of an axis of length m, or -1 where the fill value
+ * applies.  Same rules as scipy.signal.convolve2d, for any distance past the edge. */
+static inline ptrdiff_t fk_map_index(ptrdiff_t j, ptrdiff_t m, int boundary)
+{
+    if (j >= 0 && j < m) return j;
+    if (boundary == FK_BOUNDARY_WRAP) {
+        ptrdiff_t r = j % m;
+        return r < 0 ? r + m : r;
+    }
+    if (boundary == FK_BOUNDARY_SYMM) {
+        ptrdiff_t k = (j >= 0 ? j : -j - 1) % (2 * m);
+        return k >= m ? 2 * m - k - 1 : k;
+    }
+    return -1;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,9 +6,24 @@ live in convolve.py; this module assumes valid input.
 import numpy as np
 
 from libc.stdint cimport uint64_t
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 
 from fastkern._interrupt cimport Interrupt
+
+cdef extern from "convolve/fk_fftconv.h" nogil:
+    ctypedef struct fk_fftconv_plan:
+        Py_ssize_t rows, cols, half, width
+        const void *tw_col_re
+        const void *tw_col_im
+        const void *tw_split_re
+        const void *tw_split_im
+        const void *tw_row_re
+        const void *tw_row_im
+        const Py_ssize_t *rev_col
+    Py_ssize_t fk_fftconv_workspace(const fk_fftconv_plan *p)
+    void fk_fftconv_tables(Py_ssize_t rows, Py_ssize_t cols, double *tw_col_re,
+                           double *tw_col_im, double *tw_split_re, double *tw_split_im,
+                           double *tw_row_re, double *tw_row_im, Py_ssize_t *rev_col)
 
 cdef extern from "convolve/fk_correlate2d.h" nogil:
     ctypedef struct fk_corr2d_geom:
@@ -277,3 +292,89 @@ def scatter_tiles(const fft_t[:, :, ::1] y, fft_t[:, :] out,
         for a in range(rows):
             for b in range(cols):
                 out[k0[t] + a, m0[t] + b] = y[t, d0 + a * step0, d1 + b * step1]
+
+
+# ---------------------------------------------------------------------------
+# The FFT route's own transforms (csrc/convolve/fk_fftconv.h): real float32 and
+# float64 tiles of power-of-two sizes, every tile in one nogil parallel loop
+
+cdef extern from "convolve/fk_fftconv.h" nogil:
+    void fk_fftconv_kernel_f32(const fk_fftconv_plan *p, const float *ker, Py_ssize_t k_rows,
+                               Py_ssize_t k_cols, float *spec_re, float *spec_im, float *ws)
+    void fk_fftconv_kernel_f64(const fk_fftconv_plan *p, const double *ker, Py_ssize_t k_rows,
+                               Py_ssize_t k_cols, double *spec_re, double *spec_im, double *ws)
+    void fk_fftconv_tile_f32(const fk_fftconv_plan *p, const fk_corr2d_geom *g,
+                             const float *img, float fill, const float *spec_re,
+                             const float *spec_im, float *out, Py_ssize_t k0, Py_ssize_t nk,
+                             Py_ssize_t m0, Py_ssize_t nm, float *ws)
+    void fk_fftconv_tile_f64(const fk_fftconv_plan *p, const fk_corr2d_geom *g,
+                             const double *img, double fill, const double *spec_re,
+                             const double *spec_im, double *out, Py_ssize_t k0,
+                             Py_ssize_t nk, Py_ssize_t m0, Py_ssize_t nm, double *ws)
+
+ctypedef fused real_f:
+    float
+    double
+
+
+def fft_correlate(const real_f[:, :] img, const real_f[:, ::1] ker, real_f[:, :] out,
+                  real_f fill, Py_ssize_t off0, Py_ssize_t off1, Py_ssize_t step0,
+                  Py_ssize_t step1, int boundary, Py_ssize_t rows, Py_ssize_t cols,
+                  Py_ssize_t nk, Py_ssize_t nm, int n_threads):
+    """The correlation of correlate_planes (one real plane), by overlap-save over
+    rows x cols tiles (powers of two, rows >= 2), each giving nk x nm outputs."""
+    dtype = np.float32 if real_f is float else np.float64
+    cdef Py_ssize_t half = rows // 2
+    cdef Py_ssize_t n_col = max(half // 2, 1), n_row = max(cols // 2, 1)
+    doubles = [np.zeros(n) for n in (n_col, n_col, half + 1, half + 1, n_row, n_row)]
+    cdef double[::1] d0 = doubles[0], d1 = doubles[1], d2 = doubles[2]
+    cdef double[::1] d3 = doubles[3], d4 = doubles[4], d5 = doubles[5]
+    cdef Py_ssize_t[::1] rev = np.zeros(half, dtype=np.intp)
+    fk_fftconv_tables(rows, cols, &d0[0], &d1[0], &d2[0], &d3[0], &d4[0], &d5[0], &rev[0])
+    # the tables in the call's precision
+    tables = [d.astype(dtype) for d in doubles]
+    cdef real_f[::1] t0 = tables[0], t1 = tables[1], t2 = tables[2]
+    cdef real_f[::1] t3 = tables[3], t4 = tables[4], t5 = tables[5]
+    cdef fk_fftconv_plan plan
+    plan.rows = rows
+    plan.cols = cols
+    plan.half = half
+    plan.width = (half + 1 + 7) // 8 * 8
+    plan.tw_col_re = &t0[0]
+    plan.tw_col_im = &t1[0]
+    plan.tw_split_re = &t2[0]
+    plan.tw_split_im = &t3[0]
+    plan.tw_row_re = &t4[0]
+    plan.tw_row_im = &t5[0]
+    plan.rev_col = &rev[0]
+
+    cdef fk_corr2d_geom g = _geom(img, ker, out, off0, off1, step0, step1, boundary)
+    cdef Py_ssize_t tiles_r = (out.shape[0] + nk - 1) // nk
+    cdef Py_ssize_t tiles_c = (out.shape[1] + nm - 1) // nm
+    cdef Py_ssize_t n_units = tiles_r * tiles_c
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_units))
+    cdef real_f[:, ::1] ws = np.empty((n_threads, fk_fftconv_workspace(&plan)), dtype=dtype)
+    cdef real_f[:, ::1] spec = np.empty((2, cols * plan.width), dtype=dtype)
+    if real_f is float:
+        fk_fftconv_kernel_f32(&plan, &ker[0, 0], ker.shape[0], ker.shape[1], &spec[0, 0],
+                              &spec[1, 0], &ws[0, 0])
+    else:
+        fk_fftconv_kernel_f64(&plan, &ker[0, 0], ker.shape[0], ker.shape[1], &spec[0, 0],
+                              &spec[1, 0], &ws[0, 0])
+
+    cdef Py_ssize_t u, k0, m0
+    cdef int tid
+    cdef Interrupt interrupt = Interrupt()
+    for u in prange(n_units, nogil=True, schedule="dynamic", num_threads=n_threads):
+        if interrupt.stopped():
+            continue
+        tid = threadid()
+        k0 = u // tiles_c * nk
+        m0 = u % tiles_c * nm
+        if real_f is float:
+            fk_fftconv_tile_f32(&plan, &g, &img[0, 0], fill, &spec[0, 0], &spec[1, 0],
+                                &out[0, 0], k0, nk, m0, nm, &ws[tid, 0])
+        else:
+            fk_fftconv_tile_f64(&plan, &g, &img[0, 0], fill, &spec[0, 0], &spec[1, 0],
+                                &out[0, 0], k0, nk, m0, nm, &ws[tid, 0])
+    interrupt.check()

@@ -36,6 +36,14 @@ from . import _convolve
 BATCH_BYTES = 4 << 20
 
 
+def _powers_of_two(limit):
+    """Powers of two from 8 up to the first at or past `limit`."""
+    out = [8]
+    while out[-1] < limit:
+        out.append(2 * out[-1])
+    return np.array(out, dtype=np.int64)
+
+
 def _fast_lengths(limit):
     """Lengths 2^a 3^b 5^c up to the first at or past `limit`, sorted."""
     out = []
@@ -52,6 +60,19 @@ def _fast_lengths(limit):
     out.sort()
     end = next(i for i, n in enumerate(out) if n >= limit)
     return np.array(out[:end + 1], dtype=np.int64)
+
+
+# fastkern's own transforms of real tiles: seconds x 1e9 per tile element, as
+# _transform_ns, by log2 of the tile's elements; measured on the development
+# machine (bench/README.md, "The FFT route's cost model").  A tile of 2**16
+# elements (256 x 256) stays in the L2 cache; past 2**18 the cost grows fast.
+_OWN_LOG2 = [12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0]
+_OWN_NS = {True: [4.5, 5.0, 5.5, 6.8, 12.5, 18.6, 22.0],     # float32
+           False: [7.4, 8.8, 10.7, 15.0, 30.0, 38.0, 45.0]}  # float64
+
+
+def _own_ns(elements, single, complex_):
+    return np.interp(np.log2(elements), _OWN_LOG2, _OWN_NS[bool(single)])
 
 
 def _transform_ns(elements, single, complex_):
@@ -71,6 +92,7 @@ def _transform_ns(elements, single, complex_):
 
 class Plan(NamedTuple):
     periodic: bool       # one circular correlation of the image's size, tiled out
+    own: bool            # fastkern's transforms (real tiles of powers of two), else scipy.fft
     shape: tuple         # (Lr, Lc): the transform's shape
     per_tile: tuple      # kept outputs per tile along each axis
     tiles: tuple         # tiles along each axis
@@ -87,18 +109,19 @@ def _axis_plans(n_out, k, step, lengths):
 
 
 def plan(image_shape, kernel_shape, out_shape, steps, boundary, single, complex_):
-    """The cheapest FFT plan for an output of `out_shape` (strided)."""
+    """The cheapest FFT plan for an output of `out_shape` (strided): real tiles
+    go through fastkern's own transforms (csrc/convolve/fk_fftconv.h), complex
+    ones and the periodic plan through scipy.fft."""
     spans = [(n - 1) * s + k for n, s, k in zip(out_shape, steps, kernel_shape)]
-    L0, per0, t0 = _axis_plans(out_shape[0], kernel_shape[0], steps[0],
-                               _fast_lengths(spans[0]))
-    L1, per1, t1 = _axis_plans(out_shape[1], kernel_shape[1], steps[1],
-                               _fast_lengths(spans[1]))
+    lengths = _fast_lengths if complex_ else _powers_of_two
+    ns = _transform_ns if complex_ else _own_ns
+    L0, per0, t0 = _axis_plans(out_shape[0], kernel_shape[0], steps[0], lengths(spans[0]))
+    L1, per1, t1 = _axis_plans(out_shape[1], kernel_shape[1], steps[1], lengths(spans[1]))
     elements = np.multiply.outer(L0, L1).astype(np.float64)
     # the kernel's spectrum costs about half a tile's transforms
-    cost = ((np.multiply.outer(t0, t1) + 0.5) * elements
-            * _transform_ns(elements, single, complex_))
+    cost = (np.multiply.outer(t0, t1) + 0.5) * elements * ns(elements, single, complex_)
     i, j = np.unravel_index(np.argmin(cost), cost.shape)
-    best = Plan(False, (int(L0[i]), int(L1[j])), (int(per0[i]), int(per1[j])),
+    best = Plan(False, not complex_, (int(L0[i]), int(L1[j])), (int(per0[i]), int(per1[j])),
                 (int(t0[i]), int(t1[j])), float(cost[i, j]) * 1e-9)
     if boundary == 1:
         m, n = image_shape
@@ -106,7 +129,7 @@ def plan(image_shape, kernel_shape, out_shape, steps, boundary, single, complex_
         seconds = (1.5 * size * float(_transform_ns(size, single, complex_))
                    + 2.0 * out_shape[0] * out_shape[1]) * 1e-9
         if seconds < best.seconds:
-            best = Plan(True, (m, n), tuple(out_shape), (1, 1), seconds)
+            best = Plan(True, False, (m, n), tuple(out_shape), (1, 1), seconds)
     return best
 
 
@@ -122,6 +145,16 @@ def correlate(image, kernel, fill, off, steps, boundary, out, n_threads, p):
     real = out.dtype.kind == "f"
     if p.periodic:
         _periodic(image, kernel, off, steps, out, n_threads, real)
+        return
+    if p.own:
+        dtype = out.dtype
+        image = image.astype(dtype, copy=False)
+        if not image.flags.aligned:
+            image = image.copy()
+        _convolve.fft_correlate(
+            image, np.ascontiguousarray(kernel, dtype=dtype), out,
+            dtype.type(fill.real), off[0], off[1], steps[0], steps[1], boundary,
+            p.shape[0], p.shape[1], p.per_tile[0], p.per_tile[1], n_threads)
         return
     dtype = out.dtype
     image = image.astype(dtype, copy=False)
