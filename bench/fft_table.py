@@ -82,9 +82,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="3 rounds, kernels 7x7, 63x63 and 1x63 only")
     parser.add_argument("--rounds", type=int, help="rounds per cell (default 5; 3 with --quick)")
+    parser.add_argument("--kernels", help="square kernel sizes only, comma-separated: 31,63")
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 5)
     kernels = QUICK_KERNELS if args.quick else KERNELS
+    if args.kernels:
+        kernels = [(int(k), int(k)) for k in args.kernels.split(",")]
 
     print(f"fastkern {fastkern.__version__}, scipy {scipy.__version__}, "
           f"opencv {cv2.__version__}, numpy {np.__version__}; {os.cpu_count()} CPUs, "

@@ -90,8 +90,26 @@ def test_local_cluster_equals_single_machine(client, func, ref):
         assert_array_equal(got, single(x, b, mode, "symm").compute(scheduler="threads"))
 
 
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_large_filter_both_routes(func, ref, boundary, method):
+    # blocks of 100x120 with a 41x37 filter: each block's route is the one asked
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((300, 360))
+    b = rng.standard_normal((41, 37))
+    out = func(da.from_array(a, chunks=(100, 120)), b, "same", boundary, method=method)
+    expected = ref(a, b, "same", boundary)
+    assert_allclose(out.compute(scheduler="threads"), expected, rtol=1e-10, atol=1e-10)
+
+
 def test_bad_input():
     x = da.ones((10, 10), chunks=5)
+    with pytest.raises(ValueError, match="method must be"):
+        fkd.convolve2d(x, np.ones((2, 2)), method="bad")
+    with pytest.raises(ValueError, match="method='fft' is not available for integer"):
+        fkd.correlate2d(da.ones((10, 10), dtype=np.int32, chunks=5),
+                        np.ones((2, 2), np.int32), method="fft")
     with pytest.raises(ValueError, match="x must be a 2-D"):
         fkd.convolve2d(da.ones(10), np.ones((2, 2)))
     with pytest.raises(ValueError, match="in2 must be a 2-D"):

@@ -32,7 +32,7 @@ def _on_worker(fn, *args, workers):
     return fn(*args, resolve_workers(workers))
 
 
-def convolve2d(x, in2, mode="full", boundary="fill", fillvalue=0):
+def convolve2d(x, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
     """Convolve a 2-D dask array with a small filter, lazily, block by block.
 
     The result equals ``scipy.signal.convolve2d(x, in2, mode, boundary, fillvalue)``
@@ -49,8 +49,9 @@ def convolve2d(x, in2, mode="full", boundary="fill", fillvalue=0):
         The image, in any chunking.
     in2 : array_like, shape (P, Q)
         The filter: a NumPy array, shipped to every block.
-    mode, boundary, fillvalue
-        As for :func:`fastkern.convolve2d`.
+    mode, boundary, fillvalue, method
+        As for :func:`fastkern.convolve2d`; with ``method="auto"`` each block
+        takes the route auto picks for its own shape.
 
     Returns
     -------
@@ -65,15 +66,15 @@ def convolve2d(x, in2, mode="full", boundary="fill", fillvalue=0):
     >>> float(out[500, 500].compute()), float(out[0, 0].compute())
     (9.0, 4.0)
     """
-    return _blockwise(x, in2, mode, boundary, fillvalue, convolve=True)
+    return _blockwise(x, in2, mode, boundary, fillvalue, method, convolve=True)
 
 
-def correlate2d(x, in2, mode="full", boundary="fill", fillvalue=0):
+def correlate2d(x, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
     """Cross-correlate a 2-D dask array with a small filter, lazily, block by block.
 
     As :func:`convolve2d`, with the result of ``scipy.signal.correlate2d``.
     """
-    return _blockwise(x, in2, mode, boundary, fillvalue, convolve=False)
+    return _blockwise(x, in2, mode, boundary, fillvalue, method, convolve=False)
 
 
 def _min_chunks(chunks, minimum):
@@ -102,7 +103,7 @@ def _boundary_index(lo, hi, n, boundary):
     return np.where(k >= n, 2 * n - k - 1, k)
 
 
-def _blockwise(x, in2, mode, boundary, fillvalue, convolve):
+def _blockwise(x, in2, mode, boundary, fillvalue, method, convolve):
     kernel_fn = _convolve.convolve2d if convolve else _convolve.correlate2d
     x = da.asarray(x)
     in2 = _convolve._as_input(in2, "in2")
@@ -111,7 +112,7 @@ def _blockwise(x, in2, mode, boundary, fillvalue, convolve):
     if 0 in x.shape:
         raise ValueError(f"x must not be empty, got shape {x.shape}")
     # the single-machine checks of dtypes, mode, boundary and fillvalue, on a sample
-    kernel_fn(np.zeros((1, 1), dtype=x.dtype), in2, "full", boundary, fillvalue)
+    kernel_fn(np.zeros((1, 1), dtype=x.dtype), in2, "full", boundary, fillvalue, method=method)
     if not isinstance(mode, str) or mode not in _convolve._MODES:
         raise ValueError(f"mode must be 'full', 'same' or 'valid', got {mode!r}")
     out_dtype = np.result_type(x.dtype, in2.dtype)
@@ -120,7 +121,7 @@ def _blockwise(x, in2, mode, boundary, fillvalue, convolve):
         # the filter is the larger input, so x is small: one task does it all
         out_shape = tuple(b - a + 1 for a, b in zip(x.shape, in2.shape))
         return x.rechunk(x.shape).map_blocks(
-            lambda b: kernel_fn(b, in2, "valid"), dtype=out_dtype,
+            lambda b: kernel_fn(b, in2, "valid", method=method), dtype=out_dtype,
             chunks=tuple((n,) for n in out_shape))
 
     # Output (i, j) reads the boundary-extended image E at rows i + o0 .. i + o0 + kh - 1.
@@ -149,7 +150,7 @@ def _blockwise(x, in2, mode, boundary, fillvalue, convolve):
     # the filter sliding inside it; the last block along each axis has no halo
     p = p.rechunk(tuple(_min_chunks(c, k) for c, k in zip(p.chunks, in2.shape)))
     out_chunks = tuple(c[:-1] + (c[-1] - k + 1,) for c, k in zip(p.chunks, in2.shape))
-    return da.map_overlap(lambda b: kernel_fn(b, in2, "valid", workers=1), p,
+    return da.map_overlap(lambda b: kernel_fn(b, in2, "valid", method=method, workers=1), p,
                           depth={0: (0, kh - 1), 1: (0, kw - 1)}, boundary="none",
                           trim=False, dtype=out_dtype, chunks=out_chunks)
 
