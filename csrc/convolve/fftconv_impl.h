@@ -344,20 +344,55 @@ static void FK_FN(gather_row)(const fk_corr2d_geom *g, const FK_T *img, FK_T fil
     }
 }
 
-void FK_FN(tile)(const fk_fftconv_plan *p, const fk_corr2d_geom *g, const FK_T *img,
-                 FK_T fill, const FK_T *spec_re, const FK_T *spec_im, FK_T *out,
-                 ptrdiff_t k0, ptrdiff_t nk, ptrdiff_t m0, ptrdiff_t nm, FK_T *ws)
+/* R = a c - b d into a, I = a d + b c into b (complex, element by element) */
+FK_SIMD_CLONES
+static void FK_FN(multiply2)(FK_T *FK_RESTRICT ar, FK_T *FK_RESTRICT ai,
+                             FK_T *FK_RESTRICT br, FK_T *FK_RESTRICT bi,
+                             const FK_T *FK_RESTRICT cr, const FK_T *FK_RESTRICT ci,
+                             const FK_T *FK_RESTRICT dr, const FK_T *FK_RESTRICT di,
+                             ptrdiff_t n)
 {
-    FK_FN(planes) q = FK_FN(split_ws)(p, ws);
+    for (ptrdiff_t j = 0; j < n; ++j) {
+        const FK_T xr = ar[j], xi = ai[j], yr = br[j], yi = bi[j];
+        ar[j] = (xr * cr[j] - xi * ci[j]) - (yr * dr[j] - yi * di[j]);
+        ai[j] = (xr * ci[j] + xi * cr[j]) - (yr * di[j] + yi * dr[j]);
+        br[j] = (xr * dr[j] - xi * di[j]) + (yr * cr[j] - yi * ci[j]);
+        bi[j] = (xr * di[j] + xi * dr[j]) + (yr * ci[j] + yi * cr[j]);
+    }
+}
+
+/* b = a d, then a = a c */
+FK_SIMD_CLONES
+static void FK_FN(multiply_into)(FK_T *FK_RESTRICT ar, FK_T *FK_RESTRICT ai,
+                                 FK_T *FK_RESTRICT br, FK_T *FK_RESTRICT bi,
+                                 const FK_T *FK_RESTRICT cr, const FK_T *FK_RESTRICT ci,
+                                 const FK_T *FK_RESTRICT dr, const FK_T *FK_RESTRICT di,
+                                 ptrdiff_t n)
+{
+    for (ptrdiff_t j = 0; j < n; ++j) {
+        const FK_T xr = ar[j], xi = ai[j];
+        br[j] = xr * dr[j] - xi * di[j];
+        bi[j] = xr * di[j] + xi * dr[j];
+        ar[j] = xr * cr[j] - xi * ci[j];
+        ai[j] = xr * ci[j] + xi * cr[j];
+    }
+}
+
+static void FK_FN(load)(const fk_fftconv_plan *p, const fk_corr2d_geom *g, const FK_T *img,
+                        FK_T fill, ptrdiff_t k0, ptrdiff_t m0, FK_FN(planes) q)
+{
     const ptrdiff_t c = p->cols;
     const ptrdiff_t r0 = g->off0 + k0 * g->step0, c0 = g->off1 + m0 * g->step1;
     for (ptrdiff_t i = 0; i < p->rows; ++i)
         FK_FN(gather_row)(g, img, fill, r0 + i, c0, c, (i & 1 ? q.zi : q.zr) + (i >> 1) * c);
-    FK_FN(forward)(p, q);
-    FK_FN(multiply)(q.yr, q.yi, spec_re, spec_im, c * p->width);
-    FK_FN(inverse)(p, q);
-    /* output (k0 + a, m0 + b) is the circular convolution at tile row
-     * k_rows - 1 + a * step0, column k_cols - 1 + b * step1 */
+}
+
+/* output (k0 + a, m0 + b) is the circular convolution at tile row
+ * k_rows - 1 + a * step0, column k_cols - 1 + b * step1 */
+static void FK_FN(store)(const fk_fftconv_plan *p, const fk_corr2d_geom *g, FK_FN(planes) q,
+                         FK_T *out, ptrdiff_t k0, ptrdiff_t nk, ptrdiff_t m0, ptrdiff_t nm)
+{
+    const ptrdiff_t c = p->cols;
     const ptrdiff_t rows = nk < g->out_rows - k0 ? nk : g->out_rows - k0;
     const ptrdiff_t cols = nm < g->out_cols - m0 ? nm : g->out_cols - m0;
     for (ptrdiff_t a = 0; a < rows; ++a) {
@@ -369,6 +404,44 @@ void FK_FN(tile)(const fk_fftconv_plan *p, const fk_corr2d_geom *g, const FK_T *
         } else {
             for (ptrdiff_t b = 0; b < cols; ++b) dst[b * g->out_s1] = src[b * g->step1];
         }
+    }
+}
+
+void FK_FN(tile)(const fk_fftconv_plan *p, const fk_corr2d_geom *g_re, const FK_T *img_re,
+                 FK_T fill_re, const fk_corr2d_geom *g_im, const FK_T *img_im, FK_T fill_im,
+                 const FK_T *const spec[4], FK_T *out_re, FK_T *out_im, ptrdiff_t k0,
+                 ptrdiff_t nk, ptrdiff_t m0, ptrdiff_t nm, FK_T *ws)
+{
+    FK_FN(planes) a = FK_FN(split_ws)(p, ws);
+    FK_FN(planes) b = FK_FN(split_ws)(p, ws + fk_fftconv_workspace(p));
+    const ptrdiff_t n = p->cols * p->width;
+    FK_FN(load)(p, g_re, img_re, fill_re, k0, m0, a);
+    FK_FN(forward)(p, a);
+    if (img_im) {
+        FK_FN(load)(p, g_im, img_im, fill_im, k0, m0, b);
+        FK_FN(forward)(p, b);
+        if (spec[2]) {
+            FK_FN(multiply2)(a.yr, a.yi, b.yr, b.yi, spec[0], spec[1], spec[2], spec[3], n);
+        } else {
+            FK_FN(multiply)(a.yr, a.yi, spec[0], spec[1], n);
+            FK_FN(multiply)(b.yr, b.yi, spec[0], spec[1], n);
+        }
+    } else if (spec[2] && out_im) {
+        FK_FN(multiply_into)(a.yr, a.yi, b.yr, b.yi, spec[0], spec[1], spec[2], spec[3], n);
+    } else {
+        FK_FN(multiply)(a.yr, a.yi, spec[0], spec[1], n);
+    }
+    FK_FN(inverse)(p, a);
+    FK_FN(store)(p, g_re, a, out_re, k0, nk, m0, nm);
+    if (out_im && (img_im || spec[2])) {
+        FK_FN(inverse)(p, b);
+        FK_FN(store)(p, g_re, b, out_im, k0, nk, m0, nm);
+    } else if (out_im) {
+        const ptrdiff_t rows = nk < g_re->out_rows - k0 ? nk : g_re->out_rows - k0;
+        const ptrdiff_t cols = nm < g_re->out_cols - m0 ? nm : g_re->out_cols - m0;
+        for (ptrdiff_t r = 0; r < rows; ++r)
+            for (ptrdiff_t c = 0; c < cols; ++c)
+                out_im[(k0 + r) * g_re->out_s0 + (m0 + c) * g_re->out_s1] = 0;
     }
 }
 

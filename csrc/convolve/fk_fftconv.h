@@ -58,16 +58,26 @@ void fk_fftconv_kernel_f32(const fk_fftconv_plan *p, const float *ker, ptrdiff_t
 void fk_fftconv_kernel_f64(const fk_fftconv_plan *p, const double *ker, ptrdiff_t k_rows,
                            ptrdiff_t k_cols, double *spec_re, double *spec_im, double *ws);
 
-/* One tile: the outputs [k0, k0 + nk) x [m0, m0 + nm) (clipped to g's output) of
- * the correlation described by g, whose windows all lie in the tile starting at
- * image coordinate (g->off0 + k0 * g->step0, g->off1 + m0 * g->step1). */
-void fk_fftconv_tile_f32(const fk_fftconv_plan *p, const fk_corr2d_geom *g, const float *img,
-                         float fill, const float *spec_re, const float *spec_im, float *out,
-                         ptrdiff_t k0, ptrdiff_t nk, ptrdiff_t m0, ptrdiff_t nm, float *ws);
-void fk_fftconv_tile_f64(const fk_fftconv_plan *p, const fk_corr2d_geom *g, const double *img,
-                         double fill, const double *spec_re, const double *spec_im,
-                         double *out, ptrdiff_t k0, ptrdiff_t nk, ptrdiff_t m0, ptrdiff_t nm,
-                         double *ws);
+/* One tile: the outputs [k0, k0 + nk) x [m0, m0 + nm) (clipped to g_re's output)
+ * of the correlation described by g_re, whose windows all lie in the tile
+ * starting at image coordinate (off0 + k0 * step0, off1 + m0 * step1).  Complex
+ * data come as planes:
+ *   out_re = img_re (*) ker_re - img_im (*) ker_im
+ *   out_im = img_re (*) ker_im + img_im (*) ker_re
+ * with spec = {ker_re's spectrum (re, im), ker_im's spectrum (re, im)}.  img_im
+ * (with its geometry g_im: the same but strides), spec[2] and spec[3], and out_im
+ * may be NULL: a missing plane is zero.  ws holds two workspaces where img_im or
+ * spec[2] is given, else one. */
+void fk_fftconv_tile_f32(const fk_fftconv_plan *p, const fk_corr2d_geom *g_re,
+                         const float *img_re, float fill_re, const fk_corr2d_geom *g_im,
+                         const float *img_im, float fill_im, const float *const spec[4],
+                         float *out_re, float *out_im, ptrdiff_t k0, ptrdiff_t nk,
+                         ptrdiff_t m0, ptrdiff_t nm, float *ws);
+void fk_fftconv_tile_f64(const fk_fftconv_plan *p, const fk_corr2d_geom *g_re,
+                         const double *img_re, double fill_re, const fk_corr2d_geom *g_im,
+                         const double *img_im, double fill_im, const double *const spec[4],
+                         double *out_re, double *out_im, ptrdiff_t k0, ptrdiff_t nk,
+                         ptrdiff_t m0, ptrdiff_t nm, double *ws);
 
 #ifdef __cplusplus
 }

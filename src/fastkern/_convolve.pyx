@@ -303,26 +303,31 @@ cdef extern from "convolve/fk_fftconv.h" nogil:
                                Py_ssize_t k_cols, float *spec_re, float *spec_im, float *ws)
     void fk_fftconv_kernel_f64(const fk_fftconv_plan *p, const double *ker, Py_ssize_t k_rows,
                                Py_ssize_t k_cols, double *spec_re, double *spec_im, double *ws)
-    void fk_fftconv_tile_f32(const fk_fftconv_plan *p, const fk_corr2d_geom *g,
-                             const float *img, float fill, const float *spec_re,
-                             const float *spec_im, float *out, Py_ssize_t k0, Py_ssize_t nk,
+    void fk_fftconv_tile_f32(const fk_fftconv_plan *p, const fk_corr2d_geom *g_re,
+                             const float *img_re, float fill_re, const fk_corr2d_geom *g_im,
+                             const float *img_im, float fill_im, const float **spec,
+                             float *out_re, float *out_im, Py_ssize_t k0, Py_ssize_t nk,
                              Py_ssize_t m0, Py_ssize_t nm, float *ws)
-    void fk_fftconv_tile_f64(const fk_fftconv_plan *p, const fk_corr2d_geom *g,
-                             const double *img, double fill, const double *spec_re,
-                             const double *spec_im, double *out, Py_ssize_t k0,
-                             Py_ssize_t nk, Py_ssize_t m0, Py_ssize_t nm, double *ws)
+    void fk_fftconv_tile_f64(const fk_fftconv_plan *p, const fk_corr2d_geom *g_re,
+                             const double *img_re, double fill_re, const fk_corr2d_geom *g_im,
+                             const double *img_im, double fill_im, const double **spec,
+                             double *out_re, double *out_im, Py_ssize_t k0, Py_ssize_t nk,
+                             Py_ssize_t m0, Py_ssize_t nm, double *ws)
 
 ctypedef fused real_f:
     float
     double
 
 
-def fft_correlate(const real_f[:, :] img, const real_f[:, ::1] ker, real_f[:, :] out,
-                  real_f fill, Py_ssize_t off0, Py_ssize_t off1, Py_ssize_t step0,
-                  Py_ssize_t step1, int boundary, Py_ssize_t rows, Py_ssize_t cols,
-                  Py_ssize_t nk, Py_ssize_t nm, int n_threads):
-    """The correlation of correlate_planes (one real plane), by overlap-save over
-    rows x cols tiles (powers of two, rows >= 2), each giving nk x nm outputs."""
+def fft_correlate(const real_f[:, :] img_re, const real_f[:, :] img_im,
+                  const real_f[:, ::1] ker_re, const real_f[:, ::1] ker_im,
+                  real_f[:, :] out_re, real_f[:, :] out_im, real_f fill_re, real_f fill_im,
+                  Py_ssize_t off0, Py_ssize_t off1, Py_ssize_t step0, Py_ssize_t step1,
+                  int boundary, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t nk,
+                  Py_ssize_t nm, int n_threads):
+    """The correlation of correlate_planes, by overlap-save over rows x cols tiles
+    (powers of two, rows >= 2), each giving nk x nm outputs: real planes, and
+    complex data as planes (img_im, ker_im, out_im None where absent)."""
     dtype = np.float32 if real_f is float else np.float64
     cdef Py_ssize_t half = rows // 2
     cdef Py_ssize_t n_col = max(half // 2, 1), n_row = max(cols // 2, 1)
@@ -348,19 +353,42 @@ def fft_correlate(const real_f[:, :] img, const real_f[:, ::1] ker, real_f[:, :]
     plan.tw_row_im = &t5[0]
     plan.rev_col = &rev[0]
 
-    cdef fk_corr2d_geom g = _geom(img, ker, out, off0, off1, step0, step1, boundary)
-    cdef Py_ssize_t tiles_r = (out.shape[0] + nk - 1) // nk
-    cdef Py_ssize_t tiles_c = (out.shape[1] + nm - 1) // nm
+    cdef bint has_img_im = img_im is not None
+    cdef bint has_ker_im = ker_im is not None
+    cdef fk_corr2d_geom g_re = _geom(img_re, ker_re, out_re, off0, off1, step0, step1, boundary)
+    cdef fk_corr2d_geom g_im = g_re
+    cdef const real_f *p_img_im = NULL
+    cdef real_f *p_out_im = NULL
+    if has_img_im:
+        g_im = _geom(img_im, ker_re, out_re, off0, off1, step0, step1, boundary)
+        p_img_im = &img_im[0, 0]
+    if out_im is not None:
+        p_out_im = &out_im[0, 0]
+    cdef Py_ssize_t tiles_r = (out_re.shape[0] + nk - 1) // nk
+    cdef Py_ssize_t tiles_c = (out_re.shape[1] + nm - 1) // nm
     cdef Py_ssize_t n_units = tiles_r * tiles_c
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_units))
-    cdef real_f[:, ::1] ws = np.empty((n_threads, fk_fftconv_workspace(&plan)), dtype=dtype)
-    cdef real_f[:, ::1] spec = np.empty((2, cols * plan.width), dtype=dtype)
+    cdef Py_ssize_t ws_size = fk_fftconv_workspace(&plan) * (2 if has_img_im or has_ker_im
+                                                             else 1)
+    cdef real_f[:, ::1] ws = np.empty((n_threads, ws_size), dtype=dtype)
+    cdef real_f[:, ::1] spec = np.zeros((4, cols * plan.width), dtype=dtype)
+    cdef const real_f *specs[4]
+    specs[0] = &spec[0, 0]
+    specs[1] = &spec[1, 0]
+    specs[2] = &spec[2, 0] if has_ker_im else NULL
+    specs[3] = &spec[3, 0] if has_ker_im else NULL
     if real_f is float:
-        fk_fftconv_kernel_f32(&plan, &ker[0, 0], ker.shape[0], ker.shape[1], &spec[0, 0],
-                              &spec[1, 0], &ws[0, 0])
+        fk_fftconv_kernel_f32(&plan, &ker_re[0, 0], ker_re.shape[0], ker_re.shape[1],
+                              &spec[0, 0], &spec[1, 0], &ws[0, 0])
+        if has_ker_im:
+            fk_fftconv_kernel_f32(&plan, &ker_im[0, 0], ker_im.shape[0], ker_im.shape[1],
+                                  &spec[2, 0], &spec[3, 0], &ws[0, 0])
     else:
-        fk_fftconv_kernel_f64(&plan, &ker[0, 0], ker.shape[0], ker.shape[1], &spec[0, 0],
-                              &spec[1, 0], &ws[0, 0])
+        fk_fftconv_kernel_f64(&plan, &ker_re[0, 0], ker_re.shape[0], ker_re.shape[1],
+                              &spec[0, 0], &spec[1, 0], &ws[0, 0])
+        if has_ker_im:
+            fk_fftconv_kernel_f64(&plan, &ker_im[0, 0], ker_im.shape[0], ker_im.shape[1],
+                                  &spec[2, 0], &spec[3, 0], &ws[0, 0])
 
     cdef Py_ssize_t u, k0, m0
     cdef int tid
@@ -372,9 +400,11 @@ def fft_correlate(const real_f[:, :] img, const real_f[:, ::1] ker, real_f[:, :]
         k0 = u // tiles_c * nk
         m0 = u % tiles_c * nm
         if real_f is float:
-            fk_fftconv_tile_f32(&plan, &g, &img[0, 0], fill, &spec[0, 0], &spec[1, 0],
-                                &out[0, 0], k0, nk, m0, nm, &ws[tid, 0])
+            fk_fftconv_tile_f32(&plan, &g_re, &img_re[0, 0], fill_re, &g_im, p_img_im, fill_im,
+                                <const float **>specs, &out_re[0, 0], p_out_im, k0, nk, m0,
+                                nm, &ws[tid, 0])
         else:
-            fk_fftconv_tile_f64(&plan, &g, &img[0, 0], fill, &spec[0, 0], &spec[1, 0],
-                                &out[0, 0], k0, nk, m0, nm, &ws[tid, 0])
+            fk_fftconv_tile_f64(&plan, &g_re, &img_re[0, 0], fill_re, &g_im, p_img_im, fill_im,
+                                <const double **>specs, &out_re[0, 0], p_out_im, k0, nk, m0,
+                                nm, &ws[tid, 0])
     interrupt.check()

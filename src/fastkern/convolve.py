@@ -56,6 +56,19 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
     stride : int or (int, int), optional
         Keep every ``sy``-th output row and every ``sx``-th column, starting with
         the first.  Default 1.
+    method : {"auto", "direct", "fft"}, optional
+        How to compute, with ``scipy.signal.convolve``'s names.  ``"direct"``
+        sums the products: exact for integers, and what scipy computes for
+        floats.  ``"fft"`` goes through FFTs of overlapping tiles (overlap-save),
+        whose work per output grows with the log of the tile instead of with
+        ``in2.size``; it is for float and complex inputs (a ValueError for
+        integer ones), and differs from ``"direct"`` by at most
+        ``2 * eps * log2(4 * (M+P) * (N+Q)) * max(|in1|, |fillvalue|) * sum(|in2|)``,
+        ``eps`` that of the result's dtype.  ``"auto"`` (default) takes the
+        route that a cost model of both predicts to be faster for these shapes,
+        dtype, stride and this CPU (never for ``workers``, so the result does
+        not depend on it); :func:`fastkern.convolve.choose_method` says which.
+        Integer inputs always take ``"direct"``.
     workers : int, optional
         Threads to use; ``None`` uses the default (see :func:`fastkern.set_workers`),
         negative values count back from the number of CPUs.  The result does not
@@ -80,8 +93,9 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
     ------
     ValueError
         For inputs that are not 2-D or are empty, or whose dtypes promote to one
-        scipy rejects (bool, float16, object, ...); for an unknown mode or boundary, a bad
-        fillvalue, a stride below 1 or above ``sys.maxsize``, or ``workers=0``; in ``"valid"`` mode,
+        scipy rejects (bool, float16, object, ...); for an unknown mode, boundary
+        or method, ``method="fft"`` with integer inputs, a bad fillvalue, a stride
+        below 1 or above ``sys.maxsize``, or ``workers=0``; in ``"valid"`` mode,
         when neither input is at least as large as the other in every dimension;
         and for an ``out`` of the wrong shape or one that is read-only.
     TypeError
@@ -90,7 +104,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
 
     See Also
     --------
-    correlate2d, scipy.signal.convolve2d
+    correlate2d, choose_method, scipy.signal.convolve2d, scipy.signal.fftconvolve
 
     Examples
     --------
@@ -121,7 +135,7 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1
 
     Parameters
     ----------
-    in1, in2, mode, boundary, fillvalue, stride, workers, out
+    in1, in2, mode, boundary, fillvalue, stride, method, workers, out
         As for :func:`convolve2d`.
 
     Returns
@@ -196,6 +210,12 @@ def _parse_fill(fillvalue, out_dtype):
     if fv.size != 1:  # scipy's words
         raise ValueError("`fillvalue` must be scalar or an array with one element, "
                          f"got shape {fv.shape}")
+    if (out_dtype.kind != "c" and fv.dtype.kind == "c"
+            and not isinstance(fillvalue, np.complexfloating)):
+        # scipy converts to the output dtype safely: a Python complex or a complex
+        # array fails even with no imaginary part (a NumPy complex scalar passes)
+        raise ValueError(f"fillvalue {fillvalue!r} is complex but the output dtype is "
+                         f"{out_dtype}: {_CAST_FAILED}")
     fv = fv.reshape(())
     if fv.dtype.kind in "fc":
         value = complex(fv.astype(np.complex128))
@@ -346,13 +366,16 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, result
     direct = result is not None and result.flags.aligned and (
         out_dtype == compute_dtype or (out_dtype == np.int64 and compute_dtype == np.uint64))
     out = result.view(compute_dtype) if direct else np.empty(out_shape, dtype=compute_dtype)
-    if route is None:
-        _direct(pb, image, kernel, out, n_threads)
-    else:
-        if pb.conjugate:
-            kernel = kernel.conj()
-        _fftconv.correlate(image, kernel, pb.fill, pb.off, pb.steps, pb.boundary, out,
-                           n_threads, route)
+    geometry = (pb.off[0], pb.off[1], pb.steps[0], pb.steps[1], pb.boundary)
+    if route is None:  # the direct route: csrc/convolve's tiled correlation core
+        _convolve.correlate_planes(*_plane_args(pb, image, kernel, out), *geometry,
+                                   n_threads)
+    elif route.own:  # the FFT route's own transforms (csrc/convolve/fk_fftconv.h)
+        _convolve.fft_correlate(*_plane_args(pb, image, kernel, out), *geometry,
+                                *route.shape, *route.per_tile, n_threads)
+    else:  # the periodic plan of boundary="wrap", by scipy.fft
+        _fftconv.periodic(image, kernel.conj() if pb.conjugate else kernel, pb.off,
+                          pb.steps, out, n_threads)
     if real_dtype == np.uint64 and out_dtype.kind == "i":
         out = out.view(np.int64)
     if result is None:
@@ -362,8 +385,9 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, result
     return result
 
 
-def _direct(pb, image, kernel, out, n_threads):
-    """The direct route: the tiled correlation core of csrc/convolve, on planes."""
+def _plane_args(pb, image, kernel, out):
+    """Both routes' arguments: the image, kernel and output as real planes of the
+    compute dtype (imaginary planes None where zero), and the fill value's parts."""
     real_dtype, fill = pb.real_dtype, pb.fill
     # compute dtypes: float32 or float64 planes, or uint64 (wrapping) for integers
     if real_dtype == np.uint64:
@@ -387,9 +411,7 @@ def _direct(pb, image, kernel, out, n_threads):
         out_re, out_im = out.real, out.imag
     else:
         out_re, out_im = out, None
-    _convolve.correlate_planes(img_re, img_im, ker_re, ker_im, out_re, out_im,
-                               fill_re, fill_im, pb.off[0], pb.off[1], pb.steps[0],
-                               pb.steps[1], pb.boundary, n_threads)
+    return img_re, img_im, ker_re, ker_im, out_re, out_im, fill_re, fill_im
 
 
 _METHODS = ("auto", "direct", "fft")
