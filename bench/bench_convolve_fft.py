@@ -13,7 +13,7 @@ Workloads (on the project's 2-core machine), each at 1 and 2 threads
   fftconvolve and oaconvolve and within 1.5x of cv2.filter2D; with 2 threads,
   faster than cv2.filter2D; at 63x63 float64, auto with 2 workers at least 1.6x
   faster than with 1.
-- the 4096x4096 full autocorrelation of scipy issue 12232,
+- the 4096x4096 full autocorrelation,
   ``correlate2d(a, a, "full", boundary="wrap")``, one thread (target: under 10 s;
   scipy.signal.correlate2d does not finish).
 
@@ -140,7 +140,7 @@ def test_same_fastkern_direct(run, benchmark, image, shape, dtype, n_threads):
         rounds=3)
 
 
-# -- scipy issue 12232: the 4096x4096 full autocorrelation ----------------------------
+# -- the 4096x4096 full autocorrelation ---------------------------------------------
 
 @pytest.mark.benchmark(group="full autocorrelation 4096x4096 float64, wrap, 1 thread")
 def test_autocorrelation_fastkern_auto(run):
