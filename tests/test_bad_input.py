@@ -74,7 +74,7 @@ def _convolve_case(name):
     rng = np.random.default_rng(0)
     base = {"in1": rng.standard_normal((12, 10)), "in2": rng.standard_normal((3, 4)),
             "mode": "same", "boundary": "fill", "fillvalue": 0.5, "stride": 1,
-            "workers": 2}
+            "method": "auto", "workers": 2}
     fk = getattr(fastkern, name)
     ref = getattr(scipy.signal, name)
 

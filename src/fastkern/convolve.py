@@ -418,11 +418,13 @@ _METHODS = ("auto", "direct", "fft")
 
 # The direct route's cost on one thread, seconds x 1e9: per output, plus per
 # multiply-add, for unit-stride outputs with the AVX-512 kernels and for strided
-# ones; measured on the development machine (bench/README.md, "The FFT route's
-# cost model").  Other kernel families are slower by the factor given.
+# ones; measured on the development machine (python bench/fft_calibrate.py;
+# bench/README.md, "The FFT route's cost model").  The other kernel families
+# were slower there by the factors given (the "scalar" family is plain C that the
+# compiler vectorises; "base" is what a CPU without AVX2 runs).
 _DIRECT_NS = {np.dtype(np.float32): (0.5, 0.019), np.dtype(np.float64): (1.0, 0.035)}
 _DIRECT_STRIDED_NS = 0.40       # per multiply-add; per output: 4 x the stride
-_ISA_SLOWDOWN = {"avx512": 1.0, "avx2": 2.0, "base": 4.0, "scalar": 8.0}
+_ISA_SLOWDOWN = {"avx512": 1.0, "avx2": 1.7, "base": 7.5, "scalar": 4.0}
 
 
 def _direct_seconds(pb):
