@@ -53,12 +53,12 @@ def _own_ns(elements, single, complex_):
 
 
 def _transform_ns(elements, single, complex_):
-    """Seconds x 1e9 per element of a tile for one forward and one inverse 2-D
-    transform, with the gather, product and scatter around them, on one thread.
-    Measured on the development machine with scipy 1.17 (bench/README.md, "The
-    FFT route's cost model"): about 18 ns (float64) and 8.5 ns (float32) while a
-    tile fits in cache, rising to twice (float64) and 2.7 times (float32) that at
-    2**22 elements.  A complex tile costs twice a real one."""
+    """The periodic plan's cost: seconds x 1e9 per element for one forward and
+    one inverse 2-D transform by scipy.fft, on one thread.  Measured on the
+    development machine with scipy 1.17 (bench/README.md, "The FFT route's cost
+    model"): about 18 ns (float64) and 8.5 ns (float32) while the array fits in
+    cache, rising to twice (float64) and 2.7 times (float32) that at 2**22
+    elements.  Complex data cost twice real data."""
     log_n = np.log2(elements)
     if single:
         ns = 8.5 * (1.0 + 1.7 * np.clip((log_n - 18.0) / 4.0, 0.0, 1.0))
@@ -86,9 +86,9 @@ def _axis_plans(n_out, k, step, lengths):
 
 
 def plan(image_shape, kernel_shape, out_shape, steps, boundary, single, complex_):
-    """The cheapest FFT plan for an output of `out_shape` (strided): real tiles
-    go through fastkern's own transforms (csrc/convolve/fk_fftconv.h), complex
-    ones and the periodic plan through scipy.fft."""
+    """The cheapest FFT plan for an output of `out_shape` (strided): tiles
+    through fastkern's own transforms (csrc/convolve/fk_fftconv.h), or for
+    boundary="wrap" the periodic plan through scipy.fft."""
     spans = [(n - 1) * s + k for n, s, k in zip(out_shape, steps, kernel_shape)]
     L0, per0, t0 = _axis_plans(out_shape[0], kernel_shape[0], steps[0],
                                _powers_of_two(spans[0]))
@@ -96,7 +96,8 @@ def plan(image_shape, kernel_shape, out_shape, steps, boundary, single, complex_
                                _powers_of_two(spans[1]))
     elements = np.multiply.outer(L0, L1).astype(np.float64)
     # the kernel's spectrum costs about half a tile's transforms
-    cost = (np.multiply.outer(t0, t1) + 0.5) * elements * _own_ns(elements, single, complex_)
+    tiles = np.multiply.outer(t0.astype(np.float64), t1.astype(np.float64))
+    cost = (tiles + 0.5) * elements * _own_ns(elements, single, complex_)
     i, j = np.unravel_index(np.argmin(cost), cost.shape)
     best = Plan(False, True, (int(L0[i]), int(L1[j])), (int(per0[i]), int(per1[j])),
                 (int(t0[i]), int(t1[j])), float(cost[i, j]) * 1e-9)
@@ -117,12 +118,13 @@ def periodic(image, kernel, off, steps, out, n_threads):
     m, n = image.shape
     dtype = out.dtype
     real = dtype.kind == "f"
-    folded = np.zeros((m, n), dtype=dtype)
+    # fold the kernel onto the image's shape: padded to whole periods, summed
     P, Q = kernel.shape
-    for p0 in range(0, P, m):
-        for q0 in range(0, Q, n):
-            part = kernel[p0:p0 + m, q0:q0 + n]
-            folded[:part.shape[0], :part.shape[1]] += part
+    fp, fq = -(-P // m), -(-Q // n)
+    padded = np.zeros((fp * m, fq * n), dtype=dtype)
+    padded[:P, :Q] = kernel
+    folded = padded.reshape(fp, m, fq, n).sum(axis=(0, 2))
+    del padded
     # circular convolution with h[i] = folded[-i mod M] is the correlation
     h = np.roll(folded[::-1, ::-1], (1, 1), axis=(0, 1))
     x = image.astype(dtype, copy=False)
