@@ -149,12 +149,14 @@ ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows, ptrd
 #define FK_T float
 #define FK_SUFFIX f32
 #include "correlate2d_impl.h"
+#include "separable_impl.h"
 #undef FK_T
 #undef FK_SUFFIX
 
 #define FK_T double
 #define FK_SUFFIX f64
 #include "correlate2d_impl.h"
+#include "separable_impl.h"
 #undef FK_T
 #undef FK_SUFFIX
 
@@ -162,6 +164,7 @@ ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows, ptrd
 #define FK_SUFFIX u64
 #define FK_INTEGER 1
 #include "correlate2d_impl.h"
+#include "separable_impl.h"
 #undef FK_T
 #undef FK_SUFFIX
 #undef FK_INTEGER

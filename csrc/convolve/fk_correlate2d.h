@@ -56,6 +56,24 @@ int fk_correlate2d_tile_u64(const fk_corr2d_geom *g, const uint64_t *img, const 
                             ptrdiff_t row_end, ptrdiff_t col_begin, ptrdiff_t col_end,
                             int store);
 
+/* The separable correlation: the same tile of
+ *   out[i, j] = sum_{a, b} E(off0 + i*step0 + a, off1 + j*step1 + b) * col[a] * row[b]
+ * with g->k_rows = len(col), g->k_cols = len(row), computed as a column pass
+ * (sum over a) and then a row pass (sum over b), per output row: k_rows + k_cols
+ * multiply-adds per output where the 2-D kernel takes k_rows * k_cols.  Any row
+ * and column range; every output is computed the same way whatever the split.
+ * Returns 0, or -1 if its scratch buffer could not be allocated. */
+int fk_sepcorr2d_tile_f32(const fk_corr2d_geom *g, const float *img, const float *col,
+                          const float *row, float fill, float *out, ptrdiff_t row_begin,
+                          ptrdiff_t row_end, ptrdiff_t col_begin, ptrdiff_t col_end, int store);
+int fk_sepcorr2d_tile_f64(const fk_corr2d_geom *g, const double *img, const double *col,
+                          const double *row, double fill, double *out, ptrdiff_t row_begin,
+                          ptrdiff_t row_end, ptrdiff_t col_begin, ptrdiff_t col_end, int store);
+int fk_sepcorr2d_tile_u64(const fk_corr2d_geom *g, const uint64_t *img, const uint64_t *col,
+                          const uint64_t *row, uint64_t fill, uint64_t *out,
+                          ptrdiff_t row_begin, ptrdiff_t row_end, ptrdiff_t col_begin,
+                          ptrdiff_t col_end, int store);
+
 /* The end of the column block that starts at output column c0 (a block
  * boundary): blocks hold at most about 4096 image columns, and with a large
  * kernel fewer, so that one output row of a block is about 2**24 multiply-adds

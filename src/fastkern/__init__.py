@@ -3,7 +3,11 @@
 Kernels
 -------
 convolve2d, correlate2d
-    Drop-ins for ``scipy.signal.convolve2d`` / ``correlate2d``, with a fused stride.
+    Drop-ins for ``scipy.signal.convolve2d`` / ``correlate2d``, with a fused stride
+    and an FFT route for large filters.
+sepconvolve2d, sepcorrelate2d
+    The same with a separable filter ``np.outer(column, row)``, at P + Q
+    multiply-adds per output.
 bootstrap
     ``scipy.stats.bootstrap``'s intervals (percentile, basic, BCa), resampled in
     parallel without storing resamples.
@@ -27,7 +31,7 @@ from ._workers import get_workers, set_workers
 from ._config import show_config
 from .bootstrap import bootstrap
 from . import attention, datasets
-from .convolve import convolve2d, correlate2d
+from .convolve import convolve2d, correlate2d, sepconvolve2d, sepcorrelate2d
 from .gibbs import gibbs, gibbs_switchpoint
 from .pipeline import parallel_map
 
@@ -42,6 +46,8 @@ __all__ = [
     "gibbs_switchpoint",
     "get_workers",
     "parallel_map",
+    "sepconvolve2d",
+    "sepcorrelate2d",
     "set_workers",
     "show_config",
 ]

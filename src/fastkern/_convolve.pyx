@@ -47,6 +47,16 @@ cdef extern from "convolve/fk_correlate2d.h" nogil:
                                 const uint64_t *ker, uint64_t fill, uint64_t *out,
                                 Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1,
                                 int store)
+    int fk_sepcorr2d_tile_f32(const fk_corr2d_geom *g, const float *img, const float *col,
+                              const float *row, float fill, float *out, Py_ssize_t r0,
+                              Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1, int store)
+    int fk_sepcorr2d_tile_f64(const fk_corr2d_geom *g, const double *img, const double *col,
+                              const double *row, double fill, double *out, Py_ssize_t r0,
+                              Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1, int store)
+    int fk_sepcorr2d_tile_u64(const fk_corr2d_geom *g, const uint64_t *img,
+                              const uint64_t *col, const uint64_t *row, uint64_t fill,
+                              uint64_t *out, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0,
+                              Py_ssize_t c1, int store)
     Py_ssize_t fk_correlate2d_col_end(const fk_corr2d_geom *g, Py_ssize_t c0)
     int fk_correlate2d_isa(int isa)
 
@@ -209,6 +219,116 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     interrupt.check()
     if failed:
         raise MemoryError("convolve2d: could not allocate a tile buffer")
+
+
+cdef inline int _sep_tile(const fk_corr2d_geom *g, const real_t *img, const real_t *col,
+                          const real_t *row, real_t fill, real_t *out, Py_ssize_t r0,
+                          Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1, int store) noexcept nogil:
+    if real_t is float:
+        return fk_sepcorr2d_tile_f32(g, img, col, row, fill, out, r0, r1, c0, c1, store)
+    elif real_t is double:
+        return fk_sepcorr2d_tile_f64(g, img, col, row, fill, out, r0, r1, c0, c1, store)
+    else:
+        return fk_sepcorr2d_tile_u64(g, img, col, row, fill, out, r0, r1, c0, c1, store)
+
+
+def sepcorrelate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
+                        const real_t[:, ::1] col_re, const real_t[:, ::1] col_im,
+                        const real_t[:, ::1] row_re, const real_t[:, ::1] row_im,
+                        real_t[:, :] out_re, real_t[:, :] out_im,
+                        real_t fill_re, real_t fill_im,
+                        Py_ssize_t off0, Py_ssize_t off1, Py_ssize_t step0, Py_ssize_t step1,
+                        int boundary, int n_threads):
+    """The separable correlation (fk_sepcorr2d_tile) of up to two image planes with
+    a column (k_rows x 1) and a row (1 x k_cols) of up to two planes each:
+    out = img (*) (col x row) in complex arithmetic, a missing plane zero, as the
+    sum of the real terms below.  Tiles of rows by column blocks, as
+    correlate_planes."""
+    cdef const real_t *planes_img[2]
+    cdef const real_t *planes_col[2]
+    cdef const real_t *planes_row[2]
+    planes_img[0] = &img_re[0, 0]
+    planes_img[1] = &img_im[0, 0] if img_im is not None else NULL
+    planes_col[0] = &col_re[0, 0]
+    planes_col[1] = &col_im[0, 0] if col_im is not None else NULL
+    planes_row[0] = &row_re[0, 0]
+    planes_row[1] = &row_im[0, 0] if row_im is not None else NULL
+    cdef real_t *planes_out[2]
+    planes_out[0] = &out_re[0, 0]
+    planes_out[1] = &out_im[0, 0] if out_im is not None else NULL
+    # (output plane, image, column, row, sign): (a + ib)(c + id)(e + if)
+    cdef int[8][5] terms = [[0, 0, 0, 0, 1], [0, 0, 1, 1, -1], [0, 1, 0, 1, -1],
+                            [0, 1, 1, 0, -1], [1, 0, 0, 1, 1], [1, 0, 1, 0, 1],
+                            [1, 1, 0, 0, 1], [1, 1, 1, 1, -1]]
+    cdef int[8][2] use          # the terms present: (index, store mode)
+    cdef int n_use = 0, k, first_re = 1, first_im = 1
+    for k in range(8):
+        if (planes_out[terms[k][0]] == NULL or planes_img[terms[k][1]] == NULL
+                or planes_col[terms[k][2]] == NULL or planes_row[terms[k][3]] == NULL):
+            continue
+        use[n_use][0] = k
+        if (first_re if terms[k][0] == 0 else first_im):
+            use[n_use][1] = FK_STORE_SET if terms[k][4] > 0 else -1
+        else:
+            use[n_use][1] = FK_STORE_ADD if terms[k][4] > 0 else FK_STORE_SUB
+        if terms[k][0] == 0:
+            first_re = 0
+        else:
+            first_im = 0
+        n_use += 1
+    # a first term of sign -1 is stored as 0 - term: a SET of zeros, then SUB
+    cdef fk_corr2d_geom g_re = _geom(img_re, col_re, out_re, off0, off1, step0, step1, boundary)
+    g_re.k_cols = row_re.shape[1]
+    cdef fk_corr2d_geom g_im = g_re
+    if img_im is not None:
+        g_im = _geom(img_im, col_re, out_re, off0, off1, step0, step1, boundary)
+        g_im.k_cols = g_re.k_cols
+    cdef real_t fills[2]
+    fills[0] = fill_re
+    fills[1] = fill_im
+
+    cdef Py_ssize_t n_rows = out_re.shape[0], n_cols = out_re.shape[1]
+    cdef Py_ssize_t kr = col_re.shape[0], kc = row_re.shape[1]
+    cdef double per_out = <double>(kr + kc) * (1 + step1)
+    cdef double work = <double>n_rows * <double>n_cols * per_out * n_use
+    n_threads = <int>max(1.0, min(<double>n_threads, work / MIN_WORK_PER_THREAD))
+    # column blocks: about 2048 image columns, and a row of a block at most
+    # about 2**24 multiply-adds; tiles of rows: at most MAX_TILE_ROWS and about
+    # MAX_TILE_WORK multiply-adds (short units, for Ctrl-C)
+    cdef Py_ssize_t block = max(1, min(2048 // step1, (1 << 24) // kc, n_cols))
+    cdef Py_ssize_t n_col = (n_cols + block - 1) // block
+    cdef double nq = <double>((block - 1) * step1 + kc)
+    cdef Py_ssize_t tile = (n_rows + 4 * n_threads - 1) // (4 * n_threads)
+    tile = max(1, min(tile, MAX_TILE_ROWS, <Py_ssize_t>(MAX_TILE_WORK / (nq * (kr + kc)))))
+    cdef Py_ssize_t n_tiles = (n_rows + tile - 1) // tile
+    cdef Py_ssize_t n_units = n_tiles * n_col
+    n_threads = <int>min(<Py_ssize_t>n_threads, n_units)
+
+    cdef Py_ssize_t u, r0, r1, c0, c1, a, b
+    cdef int failed = 0, i, t, store
+    cdef Interrupt interrupt = Interrupt()
+    for u in prange(n_units, nogil=True, schedule="dynamic", num_threads=n_threads):
+        if interrupt.stopped():
+            continue
+        r0 = u // n_col * tile
+        r1 = min(n_rows, r0 + tile)
+        c0 = u % n_col * block
+        c1 = min(n_cols, c0 + block)
+        for i in range(n_use):
+            t = use[i][0]
+            store = use[i][1]
+            if store == -1:  # the plane's first term, negative
+                for a in range(r0, r1):
+                    for b in range(c0, c1):
+                        planes_out[terms[t][0]][a * g_re.out_s0 + b * g_re.out_s1] = 0
+                store = FK_STORE_SUB
+            failed += _sep_tile(&g_re if terms[t][1] == 0 else &g_im, planes_img[terms[t][1]],
+                                planes_col[terms[t][2]], planes_row[terms[t][3]],
+                                fills[terms[t][1]], planes_out[terms[t][0]], r0, r1, c0, c1,
+                                store)
+    interrupt.check()
+    if failed:
+        raise MemoryError("sepconvolve2d: could not allocate a tile buffer")
 
 
 _ISA_NAMES = ("scalar", "base", "avx2", "avx512")

@@ -13,7 +13,7 @@ from . import _convolve, _fftconv
 from ._validation import as_array
 from ._workers import resolve_workers
 
-__all__ = ["choose_method", "convolve2d", "correlate2d"]
+__all__ = ["choose_method", "convolve2d", "correlate2d", "sepconvolve2d", "sepcorrelate2d"]
 
 _MODES = ("full", "same", "valid")
 # scipy's names and aliases -> the core's FK_BOUNDARY_* codes
@@ -157,6 +157,118 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1
     """
     return _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, out,
                    convolve=False)
+
+
+def sepconvolve2d(in1, column, row, mode="full", boundary="fill", fillvalue=0, *, stride=1,
+                  workers=None, out=None):
+    """Convolve a 2-D array with a separable filter, ``np.outer(column, row)``.
+
+    The result equals ``convolve2d(in1, np.outer(column, row), mode, boundary,
+    fillvalue, stride=stride)`` in shape and dtype, and in value within the
+    rounding bound below, but costs ``P + Q`` multiply-adds per output instead of
+    ``P * Q``: each tile of rows is filtered down its columns with `column`, then
+    along its rows with `row`, without a full-size intermediate.  A Gaussian blur
+    or a box filter is separable.
+
+    Parameters
+    ----------
+    in1 : array_like, shape (M, N)
+        The image.
+    column : array_like, shape (P,)
+        The filter's column factor (applied down the columns).
+    row : array_like, shape (Q,)
+        The filter's row factor (applied along the rows).
+    mode, boundary, fillvalue, stride, workers, out
+        As for :func:`convolve2d`.
+
+    Returns
+    -------
+    out : ndarray
+        As for :func:`convolve2d` with ``in2 = np.outer(column, row)``: the dtype
+        is the promoted dtype of `in1`, `column` and `row`.  Integer dtypes are
+        exact, with scipy's wraparound.  Float results differ from the 2-D
+        convolution's by at most ``2 * (P + Q) * eps * max(|in1|, |fillvalue|) *
+        sum(|column|) * sum(|row|)``, ``eps`` that of the result's dtype (the
+        sums are taken in another order).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`convolve2d`, and for a `column` or `row` that is not a 1-D,
+        non-empty array of numbers.  In ``"valid"`` mode with a filter larger
+        than the image (scipy swaps the inputs), the 2-D route computes it.
+
+    Examples
+    --------
+    >>> import numpy as np, fastkern
+    >>> image = np.arange(25.0).reshape(5, 5)
+    >>> fastkern.sepconvolve2d(image, [1.0, 1.0], [1.0, 1.0], mode="valid")
+    array([[12., 16., 20., 24.],
+           [32., 36., 40., 44.],
+           [52., 56., 60., 64.],
+           [72., 76., 80., 84.]])
+    """
+    return _sep2d(in1, column, row, mode, boundary, fillvalue, stride, workers, out,
+                  convolve=True)
+
+
+def sepcorrelate2d(in1, column, row, mode="full", boundary="fill", fillvalue=0, *, stride=1,
+                   workers=None, out=None):
+    """Cross-correlate a 2-D array with a separable filter, ``np.outer(column, row)``:
+    ``correlate2d(in1, np.outer(column, row), ...)`` at ``P + Q`` multiply-adds per
+    output.
+
+    Parameters, returns and errors as :func:`sepconvolve2d`.
+    """
+    return _sep2d(in1, column, row, mode, boundary, fillvalue, stride, workers, out,
+                  convolve=False)
+
+
+def _as_vector(x, name):
+    x = as_array(x, name)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got an array of shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if x.dtype.kind not in "biufc":
+        raise ValueError(f"{name} has dtype {x.dtype}, for which 2-D convolution is not "
+                         f"available (integer, float and complex dtypes are)")
+    return x
+
+
+def _sep2d(in1, column, row, mode, boundary, fillvalue, stride, workers, result, convolve):
+    column = _as_vector(column, "column")
+    row = _as_vector(row, "row")
+    in1 = _as_input(in1, "in1")
+    # the 2-D filter as scipy would see it, without its values: shape and dtype
+    shape2 = (column.size, row.size)
+    placeholder = np.broadcast_to(np.zeros((), np.result_type(column.dtype, row.dtype)), shape2)
+    if isinstance(mode, str) and mode == "valid" and _valid_swap(in1.shape, shape2, "in1"):
+        # scipy swaps the inputs: the filter plays the image; a 2-D problem
+        return _conv2d(in1, np.outer(column, row), mode, boundary, fillvalue, stride, "direct",
+                       workers, result, convolve)
+    pb = _problem(in1, placeholder, mode, boundary, fillvalue, stride, convolve)
+    n_threads = resolve_workers(workers)
+    image = pb.image
+    if convolve:
+        column, row = column[::-1], row[::-1]
+    out, direct = _result_array(pb, result)
+    if result is not None:
+        if np.may_share_memory(image, result):
+            image = image.copy()
+        if np.may_share_memory(column, result) or np.may_share_memory(row, result):
+            column, row = column.copy(), row.copy()
+    img_re, img_im = _compute_planes(image, pb.real_dtype)
+    col_re, col_im = _compute_planes(column.reshape(-1, 1), pb.real_dtype, pb.conjugate)
+    row_re, row_im = _compute_planes(row.reshape(1, -1), pb.real_dtype, pb.conjugate)
+    if img_im is None and pb.fill.imag != 0:
+        img_im = np.zeros_like(img_re)
+    contiguous = [None if a is None else np.ascontiguousarray(a)
+                  for a in (col_re, col_im, row_re, row_im)]
+    _convolve.sepcorrelate_planes(img_re, img_im, *contiguous, *_out_planes(out),
+                                  *_fill_parts(pb), pb.off[0], pb.off[1], pb.steps[0],
+                                  pb.steps[1], pb.boundary, n_threads)
+    return _finish(pb, out, result, direct)
 
 
 def _as_input(x, name):
@@ -349,23 +461,14 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, result
     n_threads = resolve_workers(workers)
     route = _route(pb, method)
     image, kernel = pb.image, pb.kernel
-    out_shape, out_dtype, real_dtype = pb.out_shape, pb.out_dtype, pb.real_dtype
+    out, direct = _result_array(pb, result)
     if result is not None:
-        _check_out(result, out_shape, out_dtype)
         # the kernels write while they read: an input that shares memory with the
         # output is read from a copy
         if np.may_share_memory(image, result):
             image = image.copy()
         if np.may_share_memory(kernel, result):
             kernel = kernel.copy()
-
-    # the kernels write to `out`: the result array itself where its dtype is the
-    # compute dtype (int64 is written as its uint64 view) and it is aligned
-    compute_dtype = np.result_type(real_dtype, np.complex64) if out_dtype.kind == "c" \
-        else real_dtype
-    direct = result is not None and result.flags.aligned and (
-        out_dtype == compute_dtype or (out_dtype == np.int64 and compute_dtype == np.uint64))
-    out = result.view(compute_dtype) if direct else np.empty(out_shape, dtype=compute_dtype)
     geometry = (pb.off[0], pb.off[1], pb.steps[0], pb.steps[1], pb.boundary)
     if route is None:  # the direct route: csrc/convolve's tiled correlation core
         _convolve.correlate_planes(*_plane_args(pb, image, kernel, out), *geometry,
@@ -376,42 +479,68 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, result
     else:  # the periodic plan of boundary="wrap", by scipy.fft
         _fftconv.periodic(image, kernel.conj() if pb.conjugate else kernel, pb.off,
                           pb.steps, out, n_threads)
-    if real_dtype == np.uint64 and out_dtype.kind == "i":
+    return _finish(pb, out, result, direct)
+
+
+def _result_array(pb, result):
+    """(out, direct): the array the kernels write, in the compute dtype: the
+    result array itself where its dtype is the compute dtype (int64 is written as
+    its uint64 view) and it is aligned (direct True), else a new one."""
+    if result is not None:
+        _check_out(result, pb.out_shape, pb.out_dtype)
+    compute_dtype = (np.result_type(pb.real_dtype, np.complex64) if pb.out_dtype.kind == "c"
+                     else pb.real_dtype)
+    direct = result is not None and result.flags.aligned and (
+        pb.out_dtype == compute_dtype
+        or (pb.out_dtype == np.int64 and compute_dtype == np.uint64))
+    out = result.view(compute_dtype) if direct else np.empty(pb.out_shape, dtype=compute_dtype)
+    return out, direct
+
+
+def _finish(pb, out, result, direct):
+    """The result: `out` in the result dtype, or copied into the caller's `result`."""
+    if pb.real_dtype == np.uint64 and pb.out_dtype.kind == "i":
         out = out.view(np.int64)
     if result is None:
-        return out.astype(out_dtype, copy=False)
+        return out.astype(pb.out_dtype, copy=False)
     if not direct:
         np.copyto(result, out, casting="unsafe")  # integers wrap, as scipy's do
     return result
 
 
+def _compute_planes(x, real_dtype, conjugate=False):
+    """x as (real plane, imaginary plane or None) of the compute dtype: float32
+    or float64, or uint64 (wrapping) for integers; conjugated if asked."""
+    if real_dtype == np.uint64:
+        x = x.astype(np.int64 if x.dtype.kind == "i" else np.uint64, copy=False).view(np.uint64)
+    re, im = _planes(x, real_dtype)
+    if im is not None and conjugate:
+        im = -im
+    return re, im
+
+
+def _fill_parts(pb):
+    if pb.real_dtype == np.uint64:
+        return int(pb.fill.real) % 2**64, 0
+    with np.errstate(over="ignore"):
+        return pb.real_dtype.type(pb.fill.real), pb.real_dtype.type(pb.fill.imag)
+
+
+def _out_planes(out):
+    return (out.real, out.imag) if out.dtype.kind == "c" else (out, None)
+
+
 def _plane_args(pb, image, kernel, out):
     """Both routes' arguments: the image, kernel and output as real planes of the
     compute dtype (imaginary planes None where zero), and the fill value's parts."""
-    real_dtype, fill = pb.real_dtype, pb.fill
-    # compute dtypes: float32 or float64 planes, or uint64 (wrapping) for integers
-    if real_dtype == np.uint64:
-        image = image.astype(np.int64 if image.dtype.kind == "i" else np.uint64,
-                             copy=False).view(np.uint64)
-        kernel = kernel.astype(np.int64 if kernel.dtype.kind == "i" else np.uint64,
-                               copy=False).view(np.uint64)
-    img_re, img_im = _planes(image, real_dtype)
-    ker_re, ker_im = _planes(kernel, real_dtype)
+    img_re, img_im = _compute_planes(image, pb.real_dtype)
+    ker_re, ker_im = _compute_planes(kernel, pb.real_dtype, pb.conjugate)
     ker_re = np.ascontiguousarray(ker_re)
     if ker_im is not None:
-        ker_im = np.ascontiguousarray(-ker_im if pb.conjugate else ker_im)
-    if img_im is None and fill.imag != 0:
+        ker_im = np.ascontiguousarray(ker_im)
+    if img_im is None and pb.fill.imag != 0:
         img_im = np.zeros_like(img_re)
-    if real_dtype == np.uint64:
-        fill_re, fill_im = int(fill.real) % 2**64, 0
-    else:
-        with np.errstate(over="ignore"):
-            fill_re, fill_im = real_dtype.type(fill.real), real_dtype.type(fill.imag)
-    if out.dtype.kind == "c":
-        out_re, out_im = out.real, out.imag
-    else:
-        out_re, out_im = out, None
-    return img_re, img_im, ker_re, ker_im, out_re, out_im, fill_re, fill_im
+    return (img_re, img_im, ker_re, ker_im, *_out_planes(out), *_fill_parts(pb))
 
 
 _METHODS = ("auto", "direct", "fft")
