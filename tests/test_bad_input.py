@@ -98,6 +98,37 @@ def _convolve_case(name):
     return fk, base, check
 
 
+def _separable_case(name):
+    import scipy.signal
+
+    import fastkern
+
+    rng = np.random.default_rng(0)
+    base = {"in1": rng.standard_normal((12, 10)), "column": rng.standard_normal(3),
+            "row": rng.standard_normal(4), "mode": "same", "boundary": "fill",
+            "fillvalue": 0.5, "stride": 1, "workers": 2}
+    ref = getattr(scipy.signal, name.replace("sep", ""))
+
+    def check(kw, res):
+        step = kw["stride"]
+        try:
+            want = ref(kw["in1"], np.outer(kw["column"], kw["row"]), kw["mode"],
+                       kw["boundary"], kw["fillvalue"])
+        except Exception as exc:  # noqa: BLE001 - any refusal of scipy's
+            return f"scipy refuses ({exc!r}) what was accepted"
+        if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
+            want = want[::step, ::step]
+        else:
+            want = want[::step[0], ::step[1]]
+        if res.shape != want.shape or res.dtype != want.dtype:
+            return f"got {res.shape} {res.dtype}, scipy {want.shape} {want.dtype}"
+        if not np.allclose(res, want, rtol=1e-5, atol=1e-5, equal_nan=True):
+            return "values differ from scipy's"
+        return None
+
+    return getattr(fastkern, name), base, check
+
+
 def _bootstrap_case():
     import fastkern
 
@@ -217,6 +248,8 @@ def _pattern_case(name):
 def _case(fn_name):
     if fn_name in ("convolve2d", "correlate2d"):
         return _convolve_case(fn_name)
+    if fn_name in ("sepconvolve2d", "sepcorrelate2d"):
+        return _separable_case(fn_name)
     if fn_name == "bootstrap":
         return _bootstrap_case()
     if fn_name == "gibbs":
@@ -228,7 +261,7 @@ def _case(fn_name):
     return _pattern_case(fn_name)
 
 
-FUNCTIONS = ["convolve2d", "correlate2d", "bootstrap", "gibbs", "gibbs_switchpoint",
+FUNCTIONS = ["convolve2d", "correlate2d", "sepconvolve2d", "sepcorrelate2d", "bootstrap", "gibbs", "gibbs_switchpoint",
              "sparse_attention", "sparse_attention_backward", "local_2d_pattern",
              "axial_2d_pattern", "dilated_2d_pattern", "swin_attention_pattern",
              "local_2d_gaussian_distribution", "local_1d_pattern", "causal_1d_pattern",

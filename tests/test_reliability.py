@@ -26,6 +26,8 @@ def _calls():
     q = rng.standard_normal((4, 256, 16))
     return {
         "convolve2d": lambda w: fastkern.convolve2d(image, kernel, "same", workers=w),
+        "sepconvolve2d": lambda w: fastkern.sepconvolve2d(image, kernel[:, 0], kernel[0], "same",
+                                                         workers=w),
         "convolve2d_fft": lambda w: fastkern.convolve2d(image, big_kernel, "same", method="fft",
                                                        workers=w),
         "bootstrap": lambda w: fastkern.bootstrap(
@@ -37,7 +39,7 @@ def _calls():
     }
 
 
-KERNELS = ["convolve2d", "convolve2d_fft", "bootstrap", "gibbs", "gibbs_switchpoint", "sparse_attention"]
+KERNELS = ["convolve2d", "sepconvolve2d", "convolve2d_fft", "bootstrap", "gibbs", "gibbs_switchpoint", "sparse_attention"]
 
 
 def _all_kernels(workers):
