@@ -74,6 +74,7 @@ cdef enum:
 
 # Multiply-adds below which another thread costs more than it saves.
 cdef double MIN_WORK_PER_THREAD = 1 << 22
+cdef double READ_COST = 4.0
 
 # Multiply-adds of one tile, at most (about): a tile is the unit of work between
 # checks for Ctrl-C, so it must be short on any machine (a few ms).  The core
@@ -173,10 +174,18 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     for b in range(n_col):
         widest = max(widest, col[b + 1] - col[b])
 
-    # in doubles: a product of four sizes can pass 2**63
+    # in doubles: a product of four sizes can pass 2**63.  The work counts the
+    # multiply-adds and the image elements read (each about READ_COST
+    # multiply-adds): a strided call with a small kernel does few of the first
+    # but is bound by reading the image, which more threads speed up too.
     cdef Py_ssize_t n_rows = out_re.shape[0]
     cdef double taps = <double>ker_re.shape[0] * <double>ker_re.shape[1]
-    cdef double work = <double>n_rows * <double>out_re.shape[1] * taps
+    cdef double rows_read = min(<double>g_re.in_rows,
+                                <double>n_rows * <double>min(step0, ker_re.shape[0]))
+    cdef double cols_read = min(<double>g_re.in_cols,
+                                <double>out_re.shape[1] * <double>min(step1, ker_re.shape[1]))
+    cdef double work = max(<double>n_rows * <double>out_re.shape[1] * taps,
+                           READ_COST * rows_read * cols_read)
     n_threads = <int>max(1.0, min(<double>n_threads, work / MIN_WORK_PER_THREAD))
     cdef Py_ssize_t tile = (n_rows + 4 * n_threads - 1) // (4 * n_threads)
     # a tile spans (tile - 1) * step0 + kernel rows of the image: with a large
