@@ -130,42 +130,48 @@ cdef Py_ssize_t[::1] _column_blocks(const fk_corr2d_geom *g):
 
 
 def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
-                     const real_t[:, ::1] ker_re, const real_t[:, ::1] ker_im,
-                     real_t[:, :] out_re, real_t[:, :] out_im,
+                     const real_t[:, :, ::1] ker_re, const real_t[:, :, ::1] ker_im,
+                     real_t[:, :, :] out_re, real_t[:, :, :] out_im,
                      real_t fill_re, real_t fill_im,
                      Py_ssize_t off0, Py_ssize_t off1, Py_ssize_t step0, Py_ssize_t step1,
                      int boundary, int n_threads):
-    """Real correlation of up to two image planes with up to two kernel planes.
+    """Real correlation of up to two image planes with a bank of F kernels of up
+    to two planes each, into F outputs:
 
-    out_re = img_re (*) ker_re - img_im (*) ker_im
-    out_im = img_re (*) ker_im + img_im (*) ker_re
+    out_re[f] = img_re (*) ker_re[f] - img_im (*) ker_im[f]
+    out_im[f] = img_re (*) ker_im[f] + img_im (*) ker_re[f]
     where (*) is the correlation of fk_correlate2d.h and a missing plane (None) is
     zero: one call covers real, real-by-complex and complex-by-complex inputs.
     out_im, when given, has out_re's shape and strides.
 
     The output is cut into tiles of rows by column blocks, short enough that
-    Ctrl-C (fastkern._interrupt) raises KeyboardInterrupt soon after; the tiles
-    do not change a result.
+    Ctrl-C (fastkern._interrupt) raises KeyboardInterrupt soon after; each tile
+    runs every kernel of the bank in turn, so the image block it reads stays in
+    cache for all of them.  The tiles do not change a result.
     """
     cdef bint has_img_im = img_im is not None
     cdef bint has_ker_im = ker_im is not None
     cdef bint has_out_im = out_im is not None
-    cdef fk_corr2d_geom g_re = _geom(img_re, ker_re, out_re, off0, off1, step0, step1, boundary)
+    cdef Py_ssize_t n_bank = ker_re.shape[0]
+    cdef Py_ssize_t ker_step = ker_re.shape[1] * ker_re.shape[2]
+    cdef Py_ssize_t out_step = out_re.strides[0] // <Py_ssize_t>sizeof(real_t)
+    cdef fk_corr2d_geom g_re = _geom(img_re, ker_re[0], out_re[0], off0, off1, step0, step1,
+                                     boundary)
     cdef fk_corr2d_geom g_im = g_re
     cdef const real_t *p_img_re = &img_re[0, 0]
     cdef const real_t *p_img_im = NULL
-    cdef const real_t *p_ker_re = &ker_re[0, 0]
+    cdef const real_t *p_ker_re = &ker_re[0, 0, 0]
     cdef const real_t *p_ker_im = NULL
-    cdef real_t *p_out_re = &out_re[0, 0]
+    cdef real_t *p_out_re = &out_re[0, 0, 0]
     cdef real_t *p_out_im = NULL
     if has_img_im:
-        g_im = _geom(img_im, ker_re, out_re, off0, off1, step0, step1, boundary)
+        g_im = _geom(img_im, ker_re[0], out_re[0], off0, off1, step0, step1, boundary)
         g_im.isa = g_re.isa
         p_img_im = &img_im[0, 0]
     if has_ker_im:
-        p_ker_im = &ker_im[0, 0]
+        p_ker_im = &ker_im[0, 0, 0]
     if has_out_im:
-        p_out_im = &out_im[0, 0]
+        p_out_im = &out_im[0, 0, 0]
 
     # column blocks are the core's; every plane has the same geometry but strides
     cdef Py_ssize_t[::1] col = _column_blocks(&g_re)
@@ -178,13 +184,13 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     # multiply-adds and the image elements read (each about READ_COST
     # multiply-adds): a strided call with a small kernel does few of the first
     # but is bound by reading the image, which more threads speed up too.
-    cdef Py_ssize_t n_rows = out_re.shape[0]
-    cdef double taps = <double>ker_re.shape[0] * <double>ker_re.shape[1]
+    cdef Py_ssize_t n_rows = out_re.shape[1]
+    cdef double taps = <double>ker_re.shape[1] * <double>ker_re.shape[2] * <double>n_bank
     cdef double rows_read = min(<double>g_re.in_rows,
-                                <double>n_rows * <double>min(step0, ker_re.shape[0]))
+                                <double>n_rows * <double>min(step0, ker_re.shape[1]))
     cdef double cols_read = min(<double>g_re.in_cols,
-                                <double>out_re.shape[1] * <double>min(step1, ker_re.shape[1]))
-    cdef double work = max(<double>n_rows * <double>out_re.shape[1] * taps,
+                                <double>out_re.shape[2] * <double>min(step1, ker_re.shape[2]))
+    cdef double work = max(<double>n_rows * <double>out_re.shape[2] * taps,
                            READ_COST * rows_read * cols_read)
     n_threads = <int>max(1.0, min(<double>n_threads, work / MIN_WORK_PER_THREAD))
     cdef Py_ssize_t tile = (n_rows + 4 * n_threads - 1) // (4 * n_threads)
@@ -198,7 +204,7 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     cdef Py_ssize_t n_units = n_tiles * n_col
     n_threads = <int>min(<Py_ssize_t>n_threads, n_units)
 
-    cdef Py_ssize_t u, r0, r1, c0, c1
+    cdef Py_ssize_t u, r0, r1, c0, c1, f
     cdef int failed = 0
     cdef int store
     cdef Interrupt interrupt = Interrupt()
@@ -211,20 +217,21 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
         r1 = min(n_rows, r0 + tile)
         c0 = col[u % n_col]
         c1 = col[u % n_col + 1]
-        failed += _tile(&g_re, p_img_re, p_ker_re, fill_re, p_out_re, r0, r1, c0, c1,
-                        FK_STORE_SET)
-        if has_img_im and has_ker_im:
-            failed += _tile(&g_im, p_img_im, p_ker_im, fill_im, p_out_re, r0, r1, c0, c1,
-                            FK_STORE_SUB)
-        if has_out_im:
-            store = FK_STORE_SET
-            if has_ker_im:
-                failed += _tile(&g_re, p_img_re, p_ker_im, fill_re, p_out_im, r0, r1,
-                                c0, c1, store)
-                store = FK_STORE_ADD
-            if has_img_im:
-                failed += _tile(&g_im, p_img_im, p_ker_re, fill_im, p_out_im, r0, r1,
-                                c0, c1, store)
+        for f in range(n_bank):
+            failed += _tile(&g_re, p_img_re, p_ker_re + f * ker_step, fill_re,
+                            p_out_re + f * out_step, r0, r1, c0, c1, FK_STORE_SET)
+            if has_img_im and has_ker_im:
+                failed += _tile(&g_im, p_img_im, p_ker_im + f * ker_step, fill_im,
+                                p_out_re + f * out_step, r0, r1, c0, c1, FK_STORE_SUB)
+            if has_out_im:
+                store = FK_STORE_SET
+                if has_ker_im:
+                    failed += _tile(&g_re, p_img_re, p_ker_im + f * ker_step, fill_re,
+                                    p_out_im + f * out_step, r0, r1, c0, c1, store)
+                    store = FK_STORE_ADD
+                if has_img_im:
+                    failed += _tile(&g_im, p_img_im, p_ker_re + f * ker_step, fill_im,
+                                    p_out_im + f * out_step, r0, r1, c0, c1, store)
     interrupt.check()
     if failed:
         raise MemoryError("convolve2d: could not allocate a tile buffer")

@@ -457,6 +457,10 @@ def _problem(in1, in2, mode, boundary, fillvalue, stride, convolve):
 
 
 def _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, result, convolve):
+    a1, a2 = as_array(in1, "in1"), as_array(in2, "in2")
+    if a1.ndim == 3 or a2.ndim == 3:
+        return _stacked(a1, a2, mode, boundary, fillvalue, stride, method, workers, result,
+                        convolve)
     pb = _problem(in1, in2, mode, boundary, fillvalue, stride, convolve)
     n_threads = resolve_workers(workers)
     route = _route(pb, method)
@@ -471,8 +475,11 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, result
             kernel = kernel.copy()
     geometry = (pb.off[0], pb.off[1], pb.steps[0], pb.steps[1], pb.boundary)
     if route is None:  # the direct route: csrc/convolve's tiled correlation core
-        _convolve.correlate_planes(*_plane_args(pb, image, kernel, out), *geometry,
-                                   n_threads)
+        img_re, img_im, ker_re, ker_im, out_re, out_im, fill_re, fill_im = _plane_args(
+            pb, image, kernel, out)
+        _convolve.correlate_planes(img_re, img_im, _bank(ker_re), _bank(ker_im),
+                                   _bank(out_re), _bank(out_im), fill_re, fill_im,
+                                   *geometry, n_threads)
     elif route.own:  # the FFT route's own transforms (csrc/convolve/fk_fftconv.h)
         _convolve.fft_correlate(*_plane_args(pb, image, kernel, out), *geometry,
                                 *route.shape, *route.per_tile, n_threads)
@@ -480,6 +487,72 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, stride, method, workers, result
         _fftconv.periodic(image, kernel.conj() if pb.conjugate else kernel, pb.off,
                           pb.steps, out, n_threads)
     return _finish(pb, out, result, direct)
+
+
+def _stacked(in1, in2, mode, boundary, fillvalue, stride, method, workers, result, convolve):
+    """A stack of images (B, M, N) and/or a bank of filters (F, P, Q): the result
+    is (B, F, R, C), the B and F axes present only where the inputs have them,
+    each slice the 2-D call.  The direct route runs the whole bank in one call per
+    image, every tile of the image through every filter while it is in cache."""
+    for x, name in ((in1, "in1"), (in2, "in2")):
+        if x.ndim not in (2, 3):
+            raise ValueError(f"{name} must be a 2-D array, or a 3-D stack of them, got an "
+                             f"array of shape {x.shape}")
+        if x.ndim == 3 and x.shape[0] == 0:
+            raise ValueError(f"{name} is an empty stack: shape {x.shape}")
+    images = in1 if in1.ndim == 3 else in1[None]
+    bank = in2 if in2.ndim == 3 else in2[None]
+    # the problem of one slice: shapes, dtypes, geometry, route
+    pb = _problem(images[0], bank[0], mode, boundary, fillvalue, stride, convolve)
+    n_threads = resolve_workers(workers)
+    route = _route(pb, method)
+    lead = in1.shape[:in1.ndim - 2] + in2.shape[:in2.ndim - 2]
+    shape = lead + pb.out_shape
+    if result is not None:
+        _check_out(result, shape, pb.out_dtype)
+    fn = convolve2d if convolve else correlate2d
+    swapped = pb.image.shape != images.shape[1:]
+    if route is not None or swapped:
+        # one 2-D call per pair: the FFT route (or scipy's swapped 'valid' mode)
+        out = np.empty(shape, dtype=pb.out_dtype) if result is None else result
+        view = out.reshape(images.shape[0], bank.shape[0], *pb.out_shape)
+        for b in range(images.shape[0]):
+            for f in range(bank.shape[0]):
+                fn(images[b], bank[f], mode, boundary, fillvalue, stride=stride,
+                   method=method, workers=n_threads, out=view[b, f])
+        return out
+    if convolve:
+        bank = bank[:, ::-1, ::-1]
+    if result is not None and (np.may_share_memory(in1, result)
+                               or np.may_share_memory(in2, result)):
+        images, bank = images.copy(), bank.copy()
+    compute_dtype = (np.result_type(pb.real_dtype, np.complex64) if pb.out_dtype.kind == "c"
+                     else pb.real_dtype)
+    ker_re, ker_im = _compute_planes(bank, pb.real_dtype, pb.conjugate)
+    ker_re = np.ascontiguousarray(ker_re)
+    ker_im = None if ker_im is None else np.ascontiguousarray(ker_im)
+    out = np.empty((images.shape[0], bank.shape[0]) + pb.out_shape, dtype=compute_dtype)
+    fill_re, fill_im = _fill_parts(pb)
+    for b in range(images.shape[0]):
+        img_re, img_im = _compute_planes(images[b], pb.real_dtype)
+        if img_im is None and pb.fill.imag != 0:
+            img_im = np.zeros_like(img_re)
+        out_re, out_im = _out_planes(out[b])
+        _convolve.correlate_planes(img_re, img_im, ker_re, ker_im, out_re, out_im, fill_re,
+                                   fill_im, pb.off[0], pb.off[1], pb.steps[0], pb.steps[1],
+                                   pb.boundary, n_threads)
+    if pb.real_dtype == np.uint64 and pb.out_dtype.kind == "i":
+        out = out.view(np.int64)
+    out = out.reshape(shape)
+    if result is None:
+        return out.astype(pb.out_dtype, copy=False)
+    np.copyto(result, out, casting="unsafe")
+    return result
+
+
+def _bank(x):
+    """A plane as a bank of one (a leading axis of length 1), or None."""
+    return None if x is None else x[None]
 
 
 def _result_array(pb, result):
