@@ -1,0 +1,93 @@
+"""A bank of filters in one call against one call per filter and PyTorch.
+
+Workload: the 3000x3000 image, eight 4x4 filters, mode "valid", every 5th pixel
+in both directions (stride 5), float32 and float64, 1 and 2 threads: one
+``correlate2d(image, bank)`` with the (8, 4, 4) bank against eight 2-D calls
+and ``torch.nn.functional.conv2d`` with 8 output channels and stride 5 (the same
+output, checked before timing).
+
+    python -m pytest bench/bench_banks.py --benchmark-only --benchmark-json=banks.json
+    python bench/ratios.py banks.json
+    python bench/bench_banks.py          # the candidates alternated, a table
+"""
+import statistics
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastkern
+
+torch = pytest.importorskip("torch") if __name__ != "__main__" else __import__("torch")
+
+N = 3000
+DTYPES = [np.float32, np.float64]
+THREADS = [1, 2]
+
+
+def candidates(x, bank, n_threads):
+    torch.set_num_threads(n_threads)
+    tx = torch.from_numpy(x)[None, None]
+    tw = torch.from_numpy(np.ascontiguousarray(bank))[:, None]
+    return {
+        "fastkern, one call": lambda: fastkern.correlate2d(x, bank, "valid", stride=5,
+                                                           workers=n_threads),
+        "fastkern, one call per filter": lambda: [
+            fastkern.correlate2d(x, f, "valid", stride=5, workers=n_threads) for f in bank],
+        "torch conv2d": lambda: torch.nn.functional.conv2d(tx, tw, stride=5),
+    }
+
+
+def inputs(dtype):
+    rng = np.random.default_rng(0)
+    return rng.random((N, N)).astype(dtype), rng.random((8, 4, 4)).astype(dtype)
+
+
+def check(x, bank):
+    calls = candidates(x, bank, 1)
+    want = calls["torch conv2d"]()[0].numpy()
+    np.testing.assert_allclose(calls["fastkern, one call"](), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("name", ["fastkern, one call", "fastkern, one call per filter",
+                                  "torch conv2d"])
+def test_bank(benchmark, dtype, n_threads, name):
+    x, bank = inputs(dtype)
+    check(x, bank)
+    benchmark.group = f"8 filters 4x4, valid, stride 5, {np.dtype(dtype).name}, {n_threads} thread"
+    benchmark.pedantic(candidates(x, bank, n_threads)[name], rounds=7, iterations=1,
+                       warmup_rounds=1)
+
+
+def alternated(calls, rounds):
+    for call in calls.values():
+        call()
+    times = {name: [] for name in calls}
+    names = list(calls)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
+def main(rounds=7):
+    print(f"3000x3000, eight 4x4 filters, valid, stride 5; medians of {rounds} alternated "
+          "rounds, ms (python bench/bench_banks.py)\n")
+    print("| dtype | threads | one call | one call per filter | torch conv2d |")
+    print("| --- | --- | --- | --- | --- |")
+    for dtype in DTYPES:
+        x, bank = inputs(dtype)
+        check(x, bank)
+        for n_threads in THREADS:
+            t = list(alternated(candidates(x, bank, n_threads), rounds).values())
+            print(f"| {np.dtype(dtype).name} | {n_threads} | {t[0]:.1f} | {t[1]:.1f} "
+                  f"| {t[2]:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 7)
