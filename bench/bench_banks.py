@@ -10,14 +10,14 @@ output, checked before timing).
     python bench/ratios.py banks.json
     python bench/bench_banks.py          # the candidates alternated, a table
 """
-import statistics
 import sys
-import time
 
 import numpy as np
 import pytest
 
 import fastkern
+
+from alternate import alternated
 
 torch = pytest.importorskip("torch") if __name__ != "__main__" else __import__("torch")
 
@@ -62,19 +62,6 @@ def test_bank(benchmark, dtype, n_threads, name):
                        warmup_rounds=1)
 
 
-def alternated(calls, rounds):
-    for call in calls.values():
-        call()
-    times = {name: [] for name in calls}
-    names = list(calls)
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
-            calls[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
-
-
 def main(rounds=7):
     print(f"3000x3000, eight 4x4 filters, valid, stride 5; medians of {rounds} alternated "
           "rounds, ms (python bench/bench_banks.py)\n")
@@ -84,7 +71,7 @@ def main(rounds=7):
         x, bank = inputs(dtype)
         check(x, bank)
         for n_threads in THREADS:
-            t = list(alternated(candidates(x, bank, n_threads), rounds).values())
+            t = [v * 1e3 for v in alternated(candidates(x, bank, n_threads), rounds).values()]
             print(f"| {np.dtype(dtype).name} | {n_threads} | {t[0]:.1f} | {t[1]:.1f} "
                   f"| {t[2]:.1f} |", flush=True)
 

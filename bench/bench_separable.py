@@ -11,15 +11,15 @@ checked before timing) in every row.  ``convolve2d`` with the outer product
     python bench/ratios.py sep.json
     python bench/bench_separable.py          # the candidates alternated, a table
 """
-import statistics
 import sys
-import time
 
 import cv2
 import numpy as np
 import pytest
 
 import fastkern
+
+from alternate import alternated
 
 N = 3000
 TAPS = [7, 15, 31, 63]
@@ -77,19 +77,6 @@ def test_gaussian(benchmark, image, taps, dtype, n_threads, name):
     benchmark.pedantic(call, rounds=5, iterations=1, warmup_rounds=1)
 
 
-def alternated(calls, rounds):
-    for call in calls.values():
-        call()
-    times = {name: [] for name in calls}
-    names = list(calls)
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
-            calls[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
-
-
 def main(rounds=5):
     image = np.random.default_rng(0).random((N, N))
     print(f"{N}x{N}, same, zero fill, Gaussian in both directions; medians of {rounds} "
@@ -102,8 +89,8 @@ def main(rounds=5):
             check(taps, dtype)
             x = image.astype(dtype)
             for n_threads in THREADS:
-                t = alternated(candidates(x, gaussian(taps, dtype), n_threads), rounds)
-                sep, cv, two = t.values()
+                calls = candidates(x, gaussian(taps, dtype), n_threads)
+                sep, cv, two = (v * 1e3 for v in alternated(calls, rounds).values())
                 print(f"| {taps} | {np.dtype(dtype).name} | {n_threads} | {sep:.1f} | {cv:.1f} "
                       f"| {two:.1f} | {sep / cv:.2f} |", flush=True)
 

@@ -17,9 +17,7 @@ one thread, and auto's speed-up from 1 to 2 workers at 63x63 float64.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -29,26 +27,12 @@ import scipy.fft
 import fastkern
 from fastkern.convolve import choose_method
 
+from alternate import alternated
+
 from bench_convolve_fft import (DIRECT_MAX_AREA, DTYPES, KERNELS, N, PEERS, THREADS,
                                 check_peer, threads)
 
 QUICK_KERNELS = [(7, 7), (63, 63), (1, 63)]
-
-
-def alternated(calls, rounds):
-    """Median seconds of each call, the calls alternated: one warm-up each, then
-    ``rounds`` rounds calling each once, the order rotated every round."""
-    names = list(calls)
-    for name in names:
-        calls[name]()
-    times = {name: [] for name in names}
-    for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            calls[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def ms(seconds):

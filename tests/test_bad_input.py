@@ -66,6 +66,19 @@ VALUES = {
 
 # -------------------------------------------------- the calls and their oracles
 
+def _against_scipy(res, want, step):
+    """What is wrong with `res` next to scipy's unstrided `want` (stacked along
+    the leading axes, if any), or None."""
+    if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
+        step = (step, step)
+    want = want[..., ::step[0], ::step[1]]
+    if res.shape != want.shape or res.dtype != want.dtype:
+        return f"got {res.shape} {res.dtype}, scipy {want.shape} {want.dtype}"
+    if not np.allclose(res, want, rtol=1e-5, atol=1e-5, equal_nan=True):
+        return "values differ from scipy's"
+    return None
+
+
 def _convolve_case(name):
     import scipy.signal
 
@@ -79,41 +92,21 @@ def _convolve_case(name):
     ref = getattr(scipy.signal, name)
 
     def check(kw, res):
-        step = kw["stride"]
-        args = {k: kw[k] for k in ("in1", "in2", "mode", "boundary", "fillvalue")}
+        rest = [kw[k] for k in ("mode", "boundary", "fillvalue")]
         try:
-            if np.ndim(kw["in1"]) == 3 or np.ndim(kw["in2"]) == 3:
+            a1, a2 = np.asarray(kw["in1"]), np.asarray(kw["in2"])
+            if a1.ndim == 3 or a2.ndim == 3:
                 # a stack of images or a bank of filters: scipy slice by slice
-                a1, a2 = np.asarray(kw["in1"]), np.asarray(kw["in2"])
                 images = a1 if a1.ndim == 3 else a1[None]
                 bank = a2 if a2.ndim == 3 else a2[None]
-                want = np.array([[ref(a, k, *list(args.values())[2:]) for k in bank]
-                                 for a in images])
+                want = np.array([[ref(a, k, *rest) for k in bank] for a in images])
                 want = want.reshape(a1.shape[:a1.ndim - 2] + a2.shape[:a2.ndim - 2]
                                     + want.shape[-2:])
-                res = res.reshape((-1,) + res.shape[-2:])
-                want = want.reshape((-1,) + want.shape[-2:])
-                if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
-                    want = want[:, ::step, ::step]
-                else:
-                    want = want[:, ::step[0], ::step[1]]
-                if res.shape != want.shape or res.dtype != want.dtype:
-                    return f"got {res.shape} {res.dtype}, scipy {want.shape} {want.dtype}"
-                if not np.allclose(res, want, rtol=1e-5, atol=1e-5, equal_nan=True):
-                    return "values differ from scipy's"
-                return None
-            want = ref(**args)
+            else:
+                want = ref(kw["in1"], kw["in2"], *rest)
         except Exception as exc:  # noqa: BLE001 - any refusal of scipy's
             return f"scipy refuses ({exc!r}) what was accepted"
-        if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
-            want = want[::step, ::step]
-        else:
-            want = want[::step[0], ::step[1]]
-        if res.shape != want.shape or res.dtype != want.dtype:
-            return f"got {res.shape} {res.dtype}, scipy {want.shape} {want.dtype}"
-        if not np.allclose(res, want, rtol=1e-5, atol=1e-5, equal_nan=True):
-            return "values differ from scipy's"
-        return None
+        return _against_scipy(res, want, kw["stride"])
 
     return fk, base, check
 
@@ -130,21 +123,12 @@ def _separable_case(name):
     ref = getattr(scipy.signal, name.replace("sep", ""))
 
     def check(kw, res):
-        step = kw["stride"]
         try:
             want = ref(kw["in1"], np.outer(kw["column"], kw["row"]), kw["mode"],
                        kw["boundary"], kw["fillvalue"])
         except Exception as exc:  # noqa: BLE001 - any refusal of scipy's
             return f"scipy refuses ({exc!r}) what was accepted"
-        if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
-            want = want[::step, ::step]
-        else:
-            want = want[::step[0], ::step[1]]
-        if res.shape != want.shape or res.dtype != want.dtype:
-            return f"got {res.shape} {res.dtype}, scipy {want.shape} {want.dtype}"
-        if not np.allclose(res, want, rtol=1e-5, atol=1e-5, equal_nan=True):
-            return "values differ from scipy's"
-        return None
+        return _against_scipy(res, want, kw["stride"])
 
     return getattr(fastkern, name), base, check
 

@@ -26,6 +26,25 @@
 #define FK_CMUL(xr, xi, cr, ci, outr, outi) \
     do { const FK_T r_ = (xr) * (cr) - (xi) * (ci); outi = (xr) * (ci) + (xi) * (cr); outr = r_; } while (0)
 
+/* The radix-2 stage of span 1, whose twiddles are all 1 (the same forward and
+ * inverse): rows b and b + 1 become their sum and difference, b even. */
+static inline void FK_FN(unit_stage)(FK_T *re, FK_T *im, ptrdiff_t n, ptrdiff_t ld,
+                                     ptrdiff_t w)
+{
+    for (ptrdiff_t b = 0; b < n; b += 2) {
+        FK_T *FK_RESTRICT r0 = re + b * ld, *FK_RESTRICT i0 = im + b * ld;
+        FK_T *FK_RESTRICT r1 = re + (b + 1) * ld, *FK_RESTRICT i1 = im + (b + 1) * ld;
+        FK_IVDEP
+        for (ptrdiff_t j = 0; j < w; ++j) {
+            const FK_T xr = r0[j], xi = i0[j], yr = r1[j], yi = i1[j];
+            r0[j] = xr + yr;
+            i0[j] = xi + yi;
+            r1[j] = xr - yr;
+            i1[j] = xi - yi;
+        }
+    }
+}
+
 FK_SIMD_CLONES
 static void FK_FN(dif_strip)(FK_T *re, FK_T *im, ptrdiff_t n, ptrdiff_t ld, ptrdiff_t w,
                              const FK_T *twr, const FK_T *twi)
@@ -64,20 +83,7 @@ static void FK_FN(dif_strip)(FK_T *re, FK_T *im, ptrdiff_t n, ptrdiff_t ld, ptrd
             }
         }
     }
-    if (s == 1) {  /* an odd number of stages: the last, of twiddle 1 */
-        for (ptrdiff_t b = 0; b < n; b += 2) {
-            FK_T *FK_RESTRICT r0 = re + b * ld, *FK_RESTRICT i0 = im + b * ld;
-            FK_T *FK_RESTRICT r1 = re + (b + 1) * ld, *FK_RESTRICT i1 = im + (b + 1) * ld;
-            FK_IVDEP
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const FK_T xr = r0[j], xi = i0[j], yr = r1[j], yi = i1[j];
-                r0[j] = xr + yr;
-                i0[j] = xi + yi;
-                r1[j] = xr - yr;
-                i1[j] = xi - yi;
-            }
-        }
-    }
+    if (s == 1) FK_FN(unit_stage)(re, im, n, ld, w);  /* an odd number of stages */
 }
 
 /* The same over columns [0, w) in strips of FK_STRIP: each strip's rows stay in
@@ -100,19 +106,8 @@ static void FK_FN(dit_strip)(FK_T *re, FK_T *im, ptrdiff_t n, ptrdiff_t ld, ptrd
     int stages = 0;
     while (((ptrdiff_t)1 << stages) < n) ++stages;
     ptrdiff_t s = 1;
-    if (stages & 1) {  /* the first stage alone, of twiddle 1 */
-        for (ptrdiff_t b = 0; b < n; b += 2) {
-            FK_T *FK_RESTRICT r0 = re + b * ld, *FK_RESTRICT i0 = im + b * ld;
-            FK_T *FK_RESTRICT r1 = re + (b + 1) * ld, *FK_RESTRICT i1 = im + (b + 1) * ld;
-            FK_IVDEP
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const FK_T xr = r0[j], xi = i0[j], yr = r1[j], yi = i1[j];
-                r0[j] = xr + yr;
-                i0[j] = xi + yi;
-                r1[j] = xr - yr;
-                i1[j] = xi - yi;
-            }
-        }
+    if (stages & 1) {  /* the first stage alone */
+        FK_FN(unit_stage)(re, im, n, ld, w);
         s = 2;
     }
     for (; s < n; s *= 4) {

@@ -224,21 +224,9 @@ def sepcorrelate2d(in1, column, row, mode="full", boundary="fill", fillvalue=0, 
                   convolve=False)
 
 
-def _as_vector(x, name):
-    x = as_array(x, name)
-    if x.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array, got an array of shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"{name} must not be empty")
-    if x.dtype.kind not in "biufc":
-        raise ValueError(f"{name} has dtype {x.dtype}, for which 2-D convolution is not "
-                         f"available (integer, float and complex dtypes are)")
-    return x
-
-
 def _sep2d(in1, column, row, mode, boundary, fillvalue, stride, workers, result, convolve):
-    column = _as_vector(column, "column")
-    row = _as_vector(row, "row")
+    column = _as_input(column, "column", ndim=1)
+    row = _as_input(row, "row", ndim=1)
     in1 = _as_input(in1, "in1")
     # the 2-D filter as scipy would see it, without its values: shape and dtype
     shape2 = (column.size, row.size)
@@ -271,10 +259,11 @@ def _sep2d(in1, column, row, mode, boundary, fillvalue, stride, workers, result,
     return _finish(pb, out, result, direct)
 
 
-def _as_input(x, name):
+def _as_input(x, name, ndim=2):
+    """x as a non-empty array of `ndim` dimensions of a dtype the kernels take."""
     x = as_array(x, name)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array, got an array of shape {x.shape}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got an array of shape {x.shape}")
     if x.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {x.shape}")
     if x.dtype.kind not in "biufc":
