@@ -1,11 +1,14 @@
 """sepconvolve2d / sepcorrelate2d against the 2-D routes with np.outer(column, row)
 (themselves tested against scipy in test_convolve.py) and against scipy."""
+import contextlib
+
 import numpy as np
 import pytest
 import scipy.signal
 from hypothesis import given, settings, strategies as st
 from numpy.testing import assert_array_equal
 
+import fastkern.convolve
 from fastkern import convolve2d, correlate2d, sepconvolve2d, sepcorrelate2d
 
 PAIRS = [(sepconvolve2d, convolve2d), (sepcorrelate2d, correlate2d)]
@@ -52,9 +55,26 @@ def problems(draw):
     return (m, n), p, q, dtype, mode, boundary, stride, fillvalue
 
 
-@given(problem=problems(), seed=st.integers(0, 2**32 - 1), pair=st.sampled_from(PAIRS))
-@settings(deadline=None, max_examples=300)
-def test_equals_the_2d_call(problem, seed, pair):
+@contextlib.contextmanager
+def two_passes_always():
+    """Small filters through the two passes too (they normally take the 2-D kernel)."""
+    old = fastkern.convolve.SEPARABLE_MIN_TAPS
+    fastkern.convolve.SEPARABLE_MIN_TAPS = 0
+    try:
+        yield
+    finally:
+        fastkern.convolve.SEPARABLE_MIN_TAPS = old
+
+
+@given(problem=problems(), seed=st.integers(0, 2**32 - 1), pair=st.sampled_from(PAIRS),
+       passes=st.booleans())
+@settings(deadline=None, max_examples=400)
+def test_equals_the_2d_call(problem, seed, pair, passes):
+    with two_passes_always() if passes else contextlib.nullcontext():
+        check_against_2d(problem, seed, pair)
+
+
+def check_against_2d(problem, seed, pair):
     shape, p, q, dtype, mode, boundary, stride, fillvalue = problem
     sep, full = pair
     rng = np.random.default_rng(seed)
@@ -134,7 +154,7 @@ def test_identical_for_every_workers(dtype):
     rng = np.random.default_rng(5)
     in1 = random_array(rng, (700, 500), dtype)
     column, row = random_array(rng, 13, dtype), random_array(rng, 21, dtype)
-    for stride in (1, (2, 3)):
+    for stride in (1, (2, 3), (3, 1)):
         ref = sepconvolve2d(in1, column, row, "same", "symm", stride=stride, workers=1)
         for workers in (2, 3, -1):
             assert_array_equal(sepconvolve2d(in1, column, row, "same", "symm",
