@@ -4,7 +4,8 @@ _DIRECT_NS and _DIRECT_STRIDED_NS; src/fastkern/_fftconv.py, _OWN_NS):
     python bench/fft_calibrate.py
 
 prints, on one thread, the direct route's cost per multiply-add and per output
-(2000x2000 image, mode "same", square kernels, unit and strided outputs) and the
+(2000x2000 image, mode "same", square kernels, unit and strided outputs), its
+time with each kernel family the CPU runs (the cost model's _ISA_SLOWDOWN), and the
 FFT route's cost per tile element for power-of-two square tiles (3000x3000 image,
 33x33 kernel), in float64 and float32.  Best of 3 calls each; the machine's
 speed drifts, so fit the model to the shape of these figures, not to one run.
@@ -42,6 +43,28 @@ def direct(rng):
                       f"| {t / outs / k / k * 1e9:.4f} | {t / outs * 1e9:.2f} |", flush=True)
 
 
+def families(rng):
+    print("\ndirect route by kernel family (fastkern._convolve._isa), 2000x2000, same: "
+          "ms, and the ratio to the best family")
+    best_isa = _convolve._isa()
+    try:
+        for dtype in (np.float64, np.float32):
+            x = rng.random((2000, 2000)).astype(dtype)
+            for k in (7, 15, 31):
+                kernel = rng.random((k, k)).astype(dtype)
+                times = {}
+                for isa in ("avx512", "avx2", "base", "scalar"):
+                    _convolve._isa(isa)
+                    times[_convolve._isa()] = best(lambda: correlate2d(
+                        x, kernel, "same", method="direct", workers=1), 2)
+                first = times[best_isa]
+                print(f"{np.dtype(dtype).name} {k}x{k}: " + ", ".join(
+                    f"{isa} {t * 1e3:.1f} ({t / first:.2f})" for isa, t in times.items()),
+                    flush=True)
+    finally:
+        _convolve._isa(best_isa)
+
+
 def fft(rng):
     print("\nFFT route, 3000x3000, 33x33, same, one thread, square tiles")
     print("| dtype | tile | tiles | ms | ns per tile element |")
@@ -64,4 +87,5 @@ def fft(rng):
 if __name__ == "__main__":
     rng = np.random.default_rng(0)
     direct(rng)
+    families(rng)
     fft(rng)
