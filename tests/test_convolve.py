@@ -769,6 +769,12 @@ def test_stacks_out_and_bad_shapes():
     assert_array_equal(out, convolve2d(images, bank))
     with pytest.raises(ValueError, match="out has shape"):
         convolve2d(images, bank, out=np.zeros((3, 2, 11, 10)))
+    # a non-contiguous out, on both routes
+    big = rng.standard_normal((3, 40, 40))
+    for method in ("direct", "fft"):
+        out = np.zeros((4, 3, 49, 48))[::2]
+        assert convolve2d(images, big, method=method, out=out) is out
+        assert_array_equal(out[1, 2], convolve2d(images[1], big[2], method=method))
     with pytest.raises(ValueError, match="in1 must be a 2-D array, or a 3-D stack"):
         convolve2d(np.ones((1, 2, 3, 4)), bank)
     with pytest.raises(ValueError, match="in2 is an empty stack"):

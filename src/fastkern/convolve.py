@@ -511,12 +511,18 @@ def _stacked(in1, in2, mode, boundary, fillvalue, stride, method, workers, resul
     shape = lead + pb.out_shape
     if result is not None:
         _check_out(result, shape, pb.out_dtype)
+    # the result is written while the inputs are read: inputs that share memory
+    # with it are read from copies
+    if result is not None and (np.may_share_memory(in1, result)
+                               or np.may_share_memory(in2, result)):
+        images, bank = images.copy(), bank.copy()
     fn = convolve2d if convolve else correlate2d
     swapped = pb.image.shape != images.shape[1:]
     if route is not None or swapped:
         # one 2-D call per pair: the FFT route (or scipy's swapped 'valid' mode)
         out = np.empty(shape, dtype=pb.out_dtype) if result is None else result
-        view = out.reshape(images.shape[0], bank.shape[0], *pb.out_shape)
+        view = out if in1.ndim == 3 else out[None]  # views, whatever out's layout
+        view = view if in2.ndim == 3 else view[:, None]
         for b in range(images.shape[0]):
             for f in range(bank.shape[0]):
                 fn(images[b], bank[f], mode, boundary, fillvalue, stride=stride,
@@ -524,9 +530,6 @@ def _stacked(in1, in2, mode, boundary, fillvalue, stride, method, workers, resul
         return out
     if convolve:
         bank = bank[:, ::-1, ::-1]
-    if result is not None and (np.may_share_memory(in1, result)
-                               or np.may_share_memory(in2, result)):
-        images, bank = images.copy(), bank.copy()
     compute_dtype = (np.result_type(pb.real_dtype, np.complex64) if pb.out_dtype.kind == "c"
                      else pb.real_dtype)
     ker_re, ker_im = _compute_planes(bank, pb.real_dtype, pb.conjugate)
