@@ -196,10 +196,21 @@ def test_releases_the_gil(assert_releases_gil):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ctrl_c_stops_a_long_call(assert_interruptible, workers):
-    # a broadcast image costs no memory; 2 x 10**5 multiply-adds per output
-    image = np.broadcast_to(np.float32(1.0), (10**5, 3000))
-    column = np.ones(10**5, np.float32)
-    row = np.ones(10**5, np.float32)
+    # a broadcast image costs no memory; about 10**7 multiply-adds per output
+    # row in the column pass, 10**5 rows: minutes, in bounded memory
+    image = np.broadcast_to(np.float32(1.0), (10**6, 3000))
+    column = np.ones(2000, np.float32)
+    row = np.ones(2000, np.float32)
     small = lambda: sepconvolve2d(image[:30, :30], column[:3], row[:3])  # noqa: E731
-    assert_interruptible(lambda: sepconvolve2d(image, column, row, "same", stride=(1, 100),
+    assert_interruptible(lambda: sepconvolve2d(image, column, row, "same", stride=(10, 50),
                                                workers=workers), small=small)
+
+
+def test_large_filters_keep_the_gather_buffer_bounded():
+    # windows of 10**4 x 10**4 taps: gathered in chunks of columns (a tile's rows
+    # at once would be 10**8 elements); every output covers the whole image
+    image = np.arange(6, dtype=np.float64).reshape(2, 3)
+    column, row = np.ones(10**4), np.ones(10**4)
+    assert_array_equal(sepconvolve2d(image, column, row, "same"), np.full((2, 3), 15.0))
+    assert_array_equal(sepconvolve2d(image, column, row, "same", boundary="wrap"),
+                       sepconvolve2d(image, column, row, "same", boundary="wrap", workers=1))

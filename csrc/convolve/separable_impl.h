@@ -6,6 +6,12 @@
 #define FK_CAT(a, b) FK_CAT_(a, b)
 #define FK_FN(name) FK_CAT(name, FK_SUFFIX)
 
+/* Elements of a tile's gather buffer, at most, where the filter allows (one
+ * column of a window's rows is the least): 32 MiB of doubles */
+#ifndef FK_SEP_GATHER
+#define FK_SEP_GATHER ((ptrdiff_t)1 << 22)
+#endif
+
 /* Elements of one register block: 256 bytes, 4 AVX-512 or 8 AVX2 registers */
 #define FK_SEP_CHUNK ((ptrdiff_t)(256 / sizeof(FK_T)))
 
@@ -147,18 +153,23 @@ int FK_FN(fk_sepcorr2d_tile)(const fk_corr2d_geom *g, const FK_T *img, const FK_
      * windows of neighbouring output rows overlap, else one window per row */
     const ptrdiff_t nq = (n_cols - 1) * g->step1 + kc;
     const ptrdiff_t q_lo = g->off1 + col_begin * g->step1;
-    const int whole = g->step0 < kr;
-    const ptrdiff_t nr = whole ? (n_rows - 1) * g->step0 + kr : kr;
-    FK_T *buf = (FK_T *)malloc((size_t)(nr * nq + 4 * nq + n_cols) * sizeof(FK_T));
+    /* the gather buffer holds at most FK_SEP_GATHER elements where the filter
+     * allows: the tile's rows at once, or one window's rows in column chunks */
+    const ptrdiff_t whole_rows = (n_rows - 1) * g->step0 + kr;
+    const int whole = g->step0 < kr && whole_rows <= FK_SEP_GATHER / nq;
+    ptrdiff_t cw = nq;  /* columns gathered at once, one window at a time */
+    if (!whole && kr > FK_SEP_GATHER / nq) cw = FK_SEP_GATHER / kr > 0 ? FK_SEP_GATHER / kr : 1;
+    const ptrdiff_t n_buf = whole ? whole_rows * nq : kr * cw;
+    FK_T *buf = (FK_T *)malloc((size_t)(n_buf + 4 * nq + n_cols) * sizeof(FK_T));
     if (buf == NULL) return -1;
-    FK_T *t = buf + nr * nq, *acc = t + 4 * nq;  /* t: four rows of nq */
+    FK_T *t = buf + n_buf, *acc = t + 4 * nq;  /* t: four rows of nq */
     /* a tile whose rows and columns all lie inside a unit-stride image is read
      * in place; others are gathered with the boundary rule */
     const ptrdiff_t r_lo = g->off0 + row_begin * g->step0;
     const ptrdiff_t r_span = (n_rows - 1) * g->step0 + kr;
     const int inside = g->in_s1 == 1 && r_lo >= 0 && r_span <= g->in_rows - r_lo
                        && q_lo >= 0 && nq <= g->in_cols - q_lo;
-    if (whole && !inside) FK_FN(gather)(g, img, fill, r_lo, nr, q_lo, nq, buf);
+    if (whole && !inside) FK_FN(gather)(g, img, fill, r_lo, whole_rows, q_lo, nq, buf);
     for (ptrdiff_t a = 0; a < n_rows; ) {
         const FK_T *rows;
         ptrdiff_t ld = nq;
@@ -168,15 +179,20 @@ int FK_FN(fk_sepcorr2d_tile)(const fk_corr2d_geom *g, const FK_T *img, const FK_
         } else if (whole) {
             rows = buf + a * g->step0 * nq;
         } else {
-            FK_FN(gather)(g, img, fill, r_lo + a * g->step0, kr, q_lo, nq, buf);
-            rows = buf;
+            rows = NULL;  /* gathered below, chunk by chunk */
         }
         /* four output rows at once where their windows overlap */
         const ptrdiff_t group = (inside || whole) && a + 4 <= n_rows ? 4 : 1;
         if (group == 4) {
             FK_FN(sep_column_pass4)(rows, ld, col, kr, g->step0, nq, t);
-        } else {
+        } else if (rows) {
             FK_FN(sep_column_pass)(rows, ld, col, kr, nq, t);
+        } else {
+            for (ptrdiff_t j0 = 0; j0 < nq; j0 += cw) {
+                const ptrdiff_t w = cw < nq - j0 ? cw : nq - j0;
+                FK_FN(gather)(g, img, fill, r_lo + a * g->step0, kr, q_lo + j0, w, buf);
+                FK_FN(sep_column_pass)(buf, w, col, kr, w, t + j0);
+            }
         }
         for (ptrdiff_t k = 0; k < group; ++k, ++a) {
             FK_T *dst = out + (row_begin + a) * g->out_s0 + col_begin * g->out_s1;

@@ -34,12 +34,15 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
 
     Parameters
     ----------
-    in1 : array_like, shape (M, N)
-        First input (the image).
-    in2 : array_like, shape (P, Q)
-        Second input (the filter).  In ``"valid"`` mode one of the two must be at
-        least as large as the other in every dimension; the larger one acts as the
-        image.
+    in1 : array_like, shape (M, N) or (B, M, N)
+        First input (the image), or a stack of ``B`` images.
+    in2 : array_like, shape (P, Q) or (F, P, Q)
+        Second input (the filter), or a bank of ``F`` filters.  In ``"valid"``
+        mode one of the two must be at least as large as the other in every
+        dimension; the larger one acts as the image.  With a stack or a bank the
+        result is ``(B, F, R, C)``, the ``B`` and ``F`` axes present only where
+        the inputs have them, each slice equal to the 2-D call; the direct
+        route runs a whole bank over each tile of an image while it is in cache.
     mode : {"full", "same", "valid"}, optional
         Output size: the full convolution, ``in1``'s shape centred on the full
         output, or only the outputs that need no boundary value.
@@ -82,7 +85,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, stride=1,
 
     Returns
     -------
-    out : ndarray, shape (ceil(R / sy), ceil(C / sx))
+    out : ndarray, shape ([B,] [F,] ceil(R / sy), ceil(C / sx))
         ``R x C`` is the shape of the unstrided output for ``mode``.  The dtype is
         the promoted dtype of the inputs, as scipy's.  float32/float64 and
         complex64/complex128 are computed natively; integer dtypes exactly, with
