@@ -289,6 +289,31 @@ def test_every_kernel_family_on_block_edges(isa, dtype, kshape):
                        scipy.signal.convolve2d(a, b, "same", "wrap"))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.complex128])
+@pytest.mark.parametrize("n_filters", [1, 3, 4, 9])
+def test_every_kernel_family_on_column_strides(isa, dtype, n_filters):
+    # strided output: rows split by phase, up to four filters per pass; outputs
+    # around the widest SIMD block (64) after striding, and narrower ones
+    rng = np.random.default_rng(23)
+    for shape, kshape, stride in [((23, 64 * 3 + 17), (4, 4), (5, 3)),
+                                  ((17, 64 * 5 + 3), (3, 7), (2, 5)),
+                                  ((9, 64 * 2 + 1), (2, 9), (1, 2)),
+                                  ((30, 140), (5, 1), (3, 4)),
+                                  ((12, 40), (3, 3), (2, 3))]:
+        a = random_array(rng, shape, dtype)
+        bank = random_array(rng, (n_filters,) + kshape, dtype)
+        for mode, boundary in [("full", "fill"), ("same", "symm"), ("valid", "fill"),
+                               ("full", "wrap")]:
+            got = correlate2d(a, bank, mode, boundary, 2, stride=stride)
+            for f in range(n_filters):
+                want = scipy.signal.correlate2d(a, bank[f], mode, boundary, 2)
+                assert_matches(got[f], want[::stride[0], ::stride[1]])
+        out = np.empty((n_filters,) + got.shape[1:], dtype, order="F")
+        convolve2d(a, bank, "full", stride=stride, out=out)
+        want = scipy.signal.convolve2d(a, bank[-1], "full")[::stride[0], ::stride[1]]
+        assert_matches(out[-1], want)
+
+
 def test_every_kernel_family_identical_for_every_workers(isa):
     # 15 million multiply-adds: enough work for 3 threads (see _convolve.pyx)
     rng = np.random.default_rng(22)

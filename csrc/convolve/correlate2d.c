@@ -143,7 +143,10 @@ ptrdiff_t fk_correlate2d_scratch(const fk_corr2d_geom *g, ptrdiff_t n_rows, ptrd
     const ptrdiff_t max_nc = n_cols < block ? n_cols : block;
     const ptrdiff_t nr = (n_rows - 1) * g->step0 + g->k_rows;
     const ptrdiff_t nq = (max_nc - 1) * g->step1 + g->k_cols;
-    return 4 * max_nc + nr * nq;
+    /* strided: the rows split by phase (correlate2d_impl.h, split_phases) */
+    const ptrdiff_t n_ph = g->step1 < g->k_cols ? g->step1 : g->k_cols;
+    const ptrdiff_t split = g->step1 > 1 ? nr * n_ph * (max_nc + (g->k_cols - 1) / g->step1) : 0;
+    return 4 * max_nc + nr * nq + split;
 }
 
 #define FK_T float

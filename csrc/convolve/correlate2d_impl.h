@@ -41,13 +41,13 @@ static void FK_FN(gather)(const fk_corr2d_geom *g, const FK_T *img, FK_T fill,
     }
 }
 
-/* acc[j] = sum_{a, b} t[a*ld + j*step + b] * ker[a*kc + b] for j < n, summed over
- * a and then b: the kernel for strided output and for blocks narrower than one
- * SIMD block, one copy per SIMD target. */
+/* acc[j] = sum_{a, b} t[a*ld + j + b] * ker[a*kc + b] for j < n, summed over a
+ * and then b: the kernel for blocks narrower than one SIMD block, one copy per
+ * SIMD target. */
 FK_SIMD_CLONES
 static void FK_FN(correlate_row)(const FK_T *FK_RESTRICT t, ptrdiff_t ld,
                                  const FK_T *FK_RESTRICT ker, ptrdiff_t kr, ptrdiff_t kc,
-                                 ptrdiff_t step, ptrdiff_t n, FK_T *FK_RESTRICT acc)
+                                 ptrdiff_t n, FK_T *FK_RESTRICT acc)
 {
     for (ptrdiff_t j = 0; j < n; ++j) acc[j] = 0;
     for (ptrdiff_t a = 0; a < kr; ++a) {
@@ -56,11 +56,54 @@ static void FK_FN(correlate_row)(const FK_T *FK_RESTRICT t, ptrdiff_t ld,
         for (ptrdiff_t b = 0; b < kc; ++b) {
             const FK_T kb = k[b];
             const FK_T *r = row + b;
-            if (step == 1) {
-                for (ptrdiff_t j = 0; j < n; ++j) acc[j] += r[j] * kb;
-            } else {
-                for (ptrdiff_t j = 0; j < n; ++j) acc[j] += r[j * step] * kb;
-            }
+            for (ptrdiff_t j = 0; j < n; ++j) acc[j] += r[j] * kb;
+        }
+    }
+}
+
+/* Strided output (column step s > 1) reads every s-th image element.  The
+ * tile's rows are first split by phase, column q going to phase q % s at
+ * position q / s, for the phases p < n_ph = min(s, kc) that the taps read:
+ *   ph[(r*n_ph + p)*len + j] = t[r*ld + j*s + p]      (j*s + p < nq)
+ * so that tap b of output j reads phase b % s at position j + b / s: unit
+ * stride again, for vector loads.  The split is made once per tile and serves
+ * every kernel of a bank.  Rows no window reads (with row step s0 >= kr, those
+ * with r % s0 >= kr) are skipped. */
+FK_SIMD_CLONES
+static void FK_FN(split_phases)(const FK_T *FK_RESTRICT t, ptrdiff_t ld, ptrdiff_t nr,
+                                ptrdiff_t nq, ptrdiff_t step0, ptrdiff_t kr, ptrdiff_t s,
+                                ptrdiff_t n_ph, ptrdiff_t len, FK_T *FK_RESTRICT ph)
+{
+    for (ptrdiff_t r = 0; r < nr; ++r) {
+        if (r % step0 >= kr) continue;
+        const FK_T *src = t + r * ld;
+        FK_T *dst = ph + r * n_ph * len;
+        /* whole groups of s columns first, read in order; then the last group */
+        const ptrdiff_t whole = nq / s < len ? nq / s : len;
+        for (ptrdiff_t j = 0; j < whole; ++j) {
+            const FK_T *g = src + j * s;
+            for (ptrdiff_t p = 0; p < n_ph; ++p) dst[p * len + j] = g[p];
+        }
+        for (ptrdiff_t p = 0; p < n_ph; ++p)
+            if (whole < len && whole * s + p < nq) dst[p * len + whole] = src[whole * s + p];
+    }
+}
+
+/* acc[j] = sum_{a, b} E[a][j*s + b] * ker[a*kc + b] for j < n, summed over a and
+ * then b as correlate_row, from rows split by split_phases (ph: the window's
+ * first row): the strided kernel for blocks narrower than one SIMD block. */
+FK_SIMD_CLONES
+static void FK_FN(correlate_row_phased)(const FK_T *FK_RESTRICT ph, ptrdiff_t len,
+                                        ptrdiff_t n_ph, ptrdiff_t s,
+                                        const FK_T *FK_RESTRICT ker, ptrdiff_t kr,
+                                        ptrdiff_t kc, ptrdiff_t n, FK_T *FK_RESTRICT acc)
+{
+    for (ptrdiff_t j = 0; j < n; ++j) acc[j] = 0;
+    for (ptrdiff_t a = 0; a < kr; ++a) {
+        for (ptrdiff_t b = 0; b < kc; ++b) {
+            const FK_T kb = ker[a * kc + b];
+            const FK_T *r = ph + (a * n_ph + b % s) * len + b / s;
+            for (ptrdiff_t j = 0; j < n; ++j) acc[j] += r[j] * kb;
         }
     }
 }
@@ -148,19 +191,63 @@ static void FK_FN(simd_rows)(int isa, const FK_T *t, ptrdiff_t ld, ptrdiff_t t_r
     }
 }
 
+/* The strided kernel of simd_isa's choice (not scalar): see fk_row_phased. */
+static void FK_FN(simd_row_phased)(int isa, const FK_T *ph, ptrdiff_t len, ptrdiff_t n_ph,
+                                   ptrdiff_t s, const FK_T *ker, ptrdiff_t kr, ptrdiff_t kc,
+                                   int nf, ptrdiff_t n, FK_T *const *dst)
+{
+    switch (isa) {
+#ifdef FK_WITH_AVX512
+    case FK_ISA_AVX512:
+        FK_CAT(FK_FN(fk_row_phased), avx512)(ph, len, n_ph, s, ker, kr, kc, nf, n, dst);
+        return;
+#endif
+#ifdef FK_WITH_AVX2
+    case FK_ISA_AVX2:
+        FK_CAT(FK_FN(fk_row_phased), avx2)(ph, len, n_ph, s, ker, kr, kc, nf, n, dst);
+        return;
+#endif
+#ifdef FK_WITH_BASE
+    case FK_ISA_BASE:
+        FK_CAT(FK_FN(fk_row_phased), base)(ph, len, n_ph, s, ker, kr, kc, nf, n, dst);
+        return;
+#endif
+    default:
+        return;
+    }
+}
+
+/* o[j * os] = acc[j], += or -= (store), for j < n. */
+static void FK_FN(store_row)(FK_T *o, ptrdiff_t os, const FK_T *acc, ptrdiff_t n, int store)
+{
+    if (store == FK_STORE_SET) {
+        for (ptrdiff_t j = 0; j < n; ++j) o[j * os] = acc[j];
+    } else if (store == FK_STORE_ADD) {
+        for (ptrdiff_t j = 0; j < n; ++j) o[j * os] += acc[j];
+    } else {
+        for (ptrdiff_t j = 0; j < n; ++j) o[j * os] -= acc[j];
+    }
+}
+
 /* Output rows [row_begin, row_end), all of whose windows lie inside the image
  * rows or none of whose do, by columns [col_begin, col_end), column block
- * boundaries, with scratch buf (fk_correlate2d_scratch elements). */
+ * boundaries, for each of the n_ker kernels (ker + f * kr * kc, into
+ * out + f * out_step), with scratch buf (fk_correlate2d_scratch elements).  Each
+ * block of the image is read (gathered, split) once for the whole bank. */
 static void FK_FN(rows_part)(const fk_corr2d_geom *g, const FK_T *img, const FK_T *ker,
-                             FK_T fill, FK_T *out, ptrdiff_t row_begin, ptrdiff_t row_end,
-                             ptrdiff_t col_begin, ptrdiff_t col_end, int store, FK_T *buf)
+                             ptrdiff_t n_ker, FK_T fill, FK_T *out, ptrdiff_t out_step,
+                             ptrdiff_t row_begin, ptrdiff_t row_end, ptrdiff_t col_begin,
+                             ptrdiff_t col_end, int store, FK_T *buf)
 {
     const ptrdiff_t nrows = row_end - row_begin;
-    const ptrdiff_t nr = (nrows - 1) * g->step0 + g->k_rows;  /* image rows touched */
+    const ptrdiff_t kr = g->k_rows, kc = g->k_cols, s = g->step1;
+    const ptrdiff_t nr = (nrows - 1) * g->step0 + kr;  /* image rows touched */
     const ptrdiff_t max_nc = fk_col_block(g) < col_end - col_begin ? fk_col_block(g)
                                                                     : col_end - col_begin;
-    FK_T *acc = buf;                 /* 4 rows of max_nc elements */
-    FK_T *tilebuf = buf + 4 * max_nc;  /* nr x nq elements */
+    const ptrdiff_t n_ph = s < kc ? s : kc;
+    FK_T *acc = buf;                                    /* 4 rows of max_nc elements */
+    FK_T *tilebuf = acc + 4 * max_nc;                   /* nr x nq elements */
+    FK_T *ph = tilebuf + nr * ((max_nc - 1) * s + kc);  /* strided: nr x n_ph x len */
     const int isa = FK_FN(simd_isa)(g->isa);
     const ptrdiff_t simd_cols = fk_isa_width(isa, sizeof(FK_T));
 
@@ -168,8 +255,9 @@ static void FK_FN(rows_part)(const fk_corr2d_geom *g, const FK_T *img, const FK_
         c1 = fk_correlate2d_col_end(g, c0);
         const ptrdiff_t nc = c1 - c0;
         const ptrdiff_t r_lo = g->off0 + row_begin * g->step0;
-        const ptrdiff_t q_lo = g->off1 + c0 * g->step1;
-        const ptrdiff_t nq = (nc - 1) * g->step1 + g->k_cols;
+        const ptrdiff_t q_lo = g->off1 + c0 * s;
+        const ptrdiff_t nq = (nc - 1) * s + kc;
+        const ptrdiff_t len = nc + (kc - 1) / s;
 
         const FK_T *tile;
         ptrdiff_t ld;
@@ -186,47 +274,72 @@ static void FK_FN(rows_part)(const fk_corr2d_geom *g, const FK_T *img, const FK_
 
         /* The kernel that computes an output depends on the column block alone,
          * never on the row tiles, so results do not depend on the thread count. */
-        const int simd = g->step1 == 1 && simd_cols > 0 && nc >= simd_cols;
+        const int simd = simd_cols > 0 && nc >= simd_cols;
         const ptrdiff_t os = g->out_s1;
-        if (simd && store == FK_STORE_SET && os == 1) {
-            FK_FN(simd_rows)(isa, tile, ld, nr, g->step0, ker, g->k_rows, g->k_cols, nrows, nc,
-                             out + row_begin * g->out_s0 + c0, g->out_s0);
+        const int direct = store == FK_STORE_SET && os == 1;
+        if (s > 1) {
+            FK_FN(split_phases)(tile, ld, nr, nq, g->step0, kr, s, n_ph, len, ph);
+            /* up to four kernels at once, sharing each vector of the image */
+            for (ptrdiff_t f0 = 0; f0 < n_ker; f0 += 4) {
+                const int nf = n_ker - f0 < 4 ? (int)(n_ker - f0) : 4;
+                const FK_T *kf = ker + f0 * kr * kc;
+                for (ptrdiff_t i = row_begin; i < row_end; ++i) {
+                    const FK_T *pi = ph + (i - row_begin) * g->step0 * n_ph * len;
+                    FK_T *dst[4];
+                    for (int f = 0; f < nf; ++f)
+                        dst[f] = direct ? out + (f0 + f) * out_step + i * g->out_s0 + c0
+                                        : acc + f * max_nc;
+                    if (simd) {
+                        FK_FN(simd_row_phased)(isa, pi, len, n_ph, s, kf, kr, kc, nf, nc, dst);
+                    } else {
+                        for (int f = 0; f < nf; ++f)
+                            FK_FN(correlate_row_phased)(pi, len, n_ph, s, kf + f * kr * kc, kr,
+                                                        kc, nc, dst[f]);
+                    }
+                    if (direct) continue;
+                    for (int f = 0; f < nf; ++f)
+                        FK_FN(store_row)(out + (f0 + f) * out_step + i * g->out_s0 + c0 * os,
+                                         os, acc + f * max_nc, nc, store);
+                }
+            }
             continue;
         }
-        for (ptrdiff_t i = row_begin, m; i < row_end; i += m) {
-            const FK_T *row = tile + (i - row_begin) * g->step0 * ld;
-            m = 1;
-            if (simd) {
-                m = row_end - i < 4 ? row_end - i : 4;
-                FK_FN(simd_rows)(isa, row, ld, nr - (i - row_begin) * g->step0, g->step0, ker,
-                                 g->k_rows, g->k_cols, m, nc, acc, max_nc);
-            } else if (store == FK_STORE_SET && os == 1) {
-                FK_FN(correlate_row)(row, ld, ker, g->k_rows, g->k_cols, g->step1, nc,
-                                     out + i * g->out_s0 + c0);
+        for (ptrdiff_t f = 0; f < n_ker; ++f) {
+            const FK_T *kf = ker + f * kr * kc;
+            FK_T *of = out + f * out_step;
+            if (simd && direct) {
+                FK_FN(simd_rows)(isa, tile, ld, nr, g->step0, kf, kr, kc, nrows, nc,
+                                 of + row_begin * g->out_s0 + c0, g->out_s0);
                 continue;
-            } else {
-                FK_FN(correlate_row)(row, ld, ker, g->k_rows, g->k_cols, g->step1, nc, acc);
             }
-            for (ptrdiff_t r = 0; r < m; ++r) {
-                FK_T *o = out + (i + r) * g->out_s0 + c0 * os;
-                const FK_T *s = acc + r * max_nc;
-                if (store == FK_STORE_SET) {
-                    for (ptrdiff_t j = 0; j < nc; ++j) o[j * os] = s[j];
-                } else if (store == FK_STORE_ADD) {
-                    for (ptrdiff_t j = 0; j < nc; ++j) o[j * os] += s[j];
+            for (ptrdiff_t i = row_begin, m; i < row_end; i += m) {
+                const ptrdiff_t r = (i - row_begin) * g->step0;  /* the window's first row */
+                m = 1;
+                if (simd) {
+                    m = row_end - i < 4 ? row_end - i : 4;
+                    FK_FN(simd_rows)(isa, tile + r * ld, ld, nr - r, g->step0, kf, kr, kc, m,
+                                     nc, acc, max_nc);
+                } else if (direct) {
+                    FK_FN(correlate_row)(tile + r * ld, ld, kf, kr, kc, nc,
+                                         of + i * g->out_s0 + c0);
+                    continue;
                 } else {
-                    for (ptrdiff_t j = 0; j < nc; ++j) o[j * os] -= s[j];
+                    FK_FN(correlate_row)(tile + r * ld, ld, kf, kr, kc, nc, acc);
                 }
+                for (ptrdiff_t q = 0; q < m; ++q)
+                    FK_FN(store_row)(of + (i + q) * g->out_s0 + c0 * os, os, acc + q * max_nc,
+                                     nc, store);
             }
         }
     }
 }
 
 int FK_FN(fk_correlate2d_tile)(const fk_corr2d_geom *g, const FK_T *img, const FK_T *ker,
-                               FK_T fill, FK_T *out, ptrdiff_t row_begin, ptrdiff_t row_end,
-                               ptrdiff_t col_begin, ptrdiff_t col_end, int store)
+                               ptrdiff_t n_ker, FK_T fill, FK_T *out, ptrdiff_t out_step,
+                               ptrdiff_t row_begin, ptrdiff_t row_end, ptrdiff_t col_begin,
+                               ptrdiff_t col_end, int store)
 {
-    if (row_end <= row_begin || col_end <= col_begin) return 0;
+    if (row_end <= row_begin || col_end <= col_begin || n_ker <= 0) return 0;
     FK_T *buf = (FK_T *)malloc((size_t)fk_correlate2d_scratch(g, row_end - row_begin,
                                                               col_end - col_begin)
                                * sizeof(FK_T));
@@ -239,7 +352,8 @@ int FK_FN(fk_correlate2d_tile)(const fk_corr2d_geom *g, const FK_T *img, const F
         r1 = row_end;
         if (r0 < i_lo && i_lo < r1) r1 = i_lo;
         if (r0 < i_hi && i_hi < r1) r1 = i_hi;
-        FK_FN(rows_part)(g, img, ker, fill, out, r0, r1, col_begin, col_end, store, buf);
+        FK_FN(rows_part)(g, img, ker, n_ker, fill, out, out_step, r0, r1, col_begin, col_end,
+                         store, buf);
     }
     free(buf);
     return 0;

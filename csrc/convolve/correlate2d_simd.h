@@ -149,6 +149,62 @@ static void FK_IFN(fk_rows)(const FK_T *t, ptrdiff_t ld, ptrdiff_t t_rows, ptrdi
     }
 }
 
+/* Strided output from rows split by phase (correlate2d_impl.h, split_phases):
+ * for nf kernels at once (constant once inlined), sum[f][v] += r[v*VW] * k_f[a, b]
+ * over the taps, where r, tap (a, b)'s row, is phase b % s of the window's row a
+ * at position j0 + b / s.  Each vector loaded serves every kernel. */
+FK_ISA_ATTR __attribute__((always_inline))
+static inline void FK_IFN(fk_phased_taps)(const FK_T *FK_RESTRICT ph, ptrdiff_t len,
+                                          ptrdiff_t n_ph, ptrdiff_t s,
+                                          const FK_T *FK_RESTRICT ker, ptrdiff_t kr,
+                                          ptrdiff_t kc, const int nf, ptrdiff_t j0,
+                                          FK_IFN(fk_vec) *FK_RESTRICT sum)
+{
+    typedef FK_IFN(fk_vec) vec;
+    enum { VW = FK_ISA_BYTES / sizeof(FK_T), V = FK_ISA_V };
+    const ptrdiff_t taps = kr * kc;
+    for (ptrdiff_t a = 0; a < kr; ++a) {
+        for (ptrdiff_t b = 0; b < kc; ++b) {
+            const FK_T *r = ph + (a * n_ph + b % s) * len + b / s + j0;
+            vec x[V];
+            for (int v = 0; v < V; ++v) {
+                x[v] = *(const vec *)(r + v * VW);
+                FK_KEEP(x[v]);
+            }
+            for (int f = 0; f < nf; ++f) {
+                const vec kb = ker[f * taps + a * kc + b] - (vec){0};   /* broadcast */
+                for (int v = 0; v < V; ++v) sum[f * V + v] += x[v] * kb;
+            }
+        }
+    }
+}
+
+/* One output row of strided output for nf <= 4 kernels (ker + f * kr * kc, into
+ * dst[f]), columns [0, n) with n >= V*VW; the last column block overlaps the one
+ * before it.  Each output is summed over a and then b from zero. */
+FK_ISA_ATTR
+static void FK_IFN(fk_row_phased)(const FK_T *ph, ptrdiff_t len, ptrdiff_t n_ph, ptrdiff_t s,
+                                  const FK_T *ker, ptrdiff_t kr, ptrdiff_t kc, int nf,
+                                  ptrdiff_t n, FK_T *const *dst)
+{
+    typedef FK_IFN(fk_vec) vec;
+    enum { VW = FK_ISA_BYTES / sizeof(FK_T), V = FK_ISA_V, W = V * VW };
+    for (ptrdiff_t j0 = 0;; j0 += W) {
+        if (j0 + W > n) j0 = n - W;
+        vec sum[4 * V];
+        for (int i = 0; i < 4 * V; ++i) sum[i] = (vec){0};
+        switch (nf) {
+        case 1: FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, 1, j0, sum); break;
+        case 2: FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, 2, j0, sum); break;
+        case 3: FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, 3, j0, sum); break;
+        default: FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, 4, j0, sum); break;
+        }
+        for (int f = 0; f < nf; ++f)
+            for (int v = 0; v < V; ++v) *(vec *)(dst[f] + j0 + v * VW) = sum[f * V + v];
+        if (j0 + W >= n) break;
+    }
+}
+
 #undef FK_KEEP
 #undef FK_IFN
 #undef FK_ICAT

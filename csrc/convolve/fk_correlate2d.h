@@ -42,19 +42,25 @@ typedef struct {
     int isa;                      /* kernel family, fk_correlate2d_isa(-1) */
 } fk_corr2d_geom;
 
-/* Each returns 0, or -1 if its scratch buffer could not be allocated.
- * The uint64 variant computes modulo 2**64: exact for every integer dtype after
- * a wrapping cast back, as integer convolution in the narrower type would be. */
+/* Each computes the tile for each of the n_ker kernels of a bank, kernel f at
+ * ker + f * k_rows * k_cols into out + f * out_step (every output of the bank
+ * has g's shape and strides), reading each block of the image once for the
+ * whole bank.  Each returns 0, or -1 if its scratch buffer could not be
+ * allocated.  The uint64 variant computes modulo 2**64: exact for every integer
+ * dtype after a wrapping cast back, as integer convolution in the narrower type
+ * would be. */
 int fk_correlate2d_tile_f32(const fk_corr2d_geom *g, const float *img, const float *ker,
-                            float fill, float *out, ptrdiff_t row_begin, ptrdiff_t row_end,
-                            ptrdiff_t col_begin, ptrdiff_t col_end, int store);
+                            ptrdiff_t n_ker, float fill, float *out, ptrdiff_t out_step,
+                            ptrdiff_t row_begin, ptrdiff_t row_end, ptrdiff_t col_begin,
+                            ptrdiff_t col_end, int store);
 int fk_correlate2d_tile_f64(const fk_corr2d_geom *g, const double *img, const double *ker,
-                            double fill, double *out, ptrdiff_t row_begin, ptrdiff_t row_end,
-                            ptrdiff_t col_begin, ptrdiff_t col_end, int store);
+                            ptrdiff_t n_ker, double fill, double *out, ptrdiff_t out_step,
+                            ptrdiff_t row_begin, ptrdiff_t row_end, ptrdiff_t col_begin,
+                            ptrdiff_t col_end, int store);
 int fk_correlate2d_tile_u64(const fk_corr2d_geom *g, const uint64_t *img, const uint64_t *ker,
-                            uint64_t fill, uint64_t *out, ptrdiff_t row_begin,
-                            ptrdiff_t row_end, ptrdiff_t col_begin, ptrdiff_t col_end,
-                            int store);
+                            ptrdiff_t n_ker, uint64_t fill, uint64_t *out, ptrdiff_t out_step,
+                            ptrdiff_t row_begin, ptrdiff_t row_end, ptrdiff_t col_begin,
+                            ptrdiff_t col_end, int store);
 
 /* The separable correlation: the same tile of
  *   out[i, j] = sum_{a, b} E(off0 + i*step0 + a, off1 + j*step1 + b) * col[a] * row[b]

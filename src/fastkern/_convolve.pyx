@@ -38,15 +38,17 @@ cdef extern from "convolve/fk_correlate2d.h" nogil:
         FK_STORE_ADD
         FK_STORE_SUB
     int fk_correlate2d_tile_f32(const fk_corr2d_geom *g, const float *img, const float *ker,
-                                float fill, float *out, Py_ssize_t r0, Py_ssize_t r1,
-                                Py_ssize_t c0, Py_ssize_t c1, int store)
-    int fk_correlate2d_tile_f64(const fk_corr2d_geom *g, const double *img, const double *ker,
-                                double fill, double *out, Py_ssize_t r0, Py_ssize_t r1,
-                                Py_ssize_t c0, Py_ssize_t c1, int store)
-    int fk_correlate2d_tile_u64(const fk_corr2d_geom *g, const uint64_t *img,
-                                const uint64_t *ker, uint64_t fill, uint64_t *out,
+                                Py_ssize_t n_ker, float fill, float *out, Py_ssize_t out_step,
                                 Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1,
                                 int store)
+    int fk_correlate2d_tile_f64(const fk_corr2d_geom *g, const double *img, const double *ker,
+                                Py_ssize_t n_ker, double fill, double *out,
+                                Py_ssize_t out_step, Py_ssize_t r0, Py_ssize_t r1,
+                                Py_ssize_t c0, Py_ssize_t c1, int store)
+    int fk_correlate2d_tile_u64(const fk_corr2d_geom *g, const uint64_t *img,
+                                const uint64_t *ker, Py_ssize_t n_ker, uint64_t fill,
+                                uint64_t *out, Py_ssize_t out_step, Py_ssize_t r0,
+                                Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1, int store)
     int fk_sepcorr2d_tile_f32(const fk_corr2d_geom *g, const float *img, const float *col,
                               const float *row, float fill, float *out, Py_ssize_t r0,
                               Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1, int store)
@@ -83,14 +85,18 @@ cdef double MAX_TILE_WORK = 1 << 26
 
 
 cdef inline int _tile(const fk_corr2d_geom *g, const real_t *img, const real_t *ker,
-                      real_t fill, real_t *out, Py_ssize_t r0, Py_ssize_t r1,
-                      Py_ssize_t c0, Py_ssize_t c1, int store) noexcept nogil:
+                      Py_ssize_t n_ker, real_t fill, real_t *out, Py_ssize_t out_step,
+                      Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1,
+                      int store) noexcept nogil:
     if real_t is float:
-        return fk_correlate2d_tile_f32(g, img, ker, fill, out, r0, r1, c0, c1, store)
+        return fk_correlate2d_tile_f32(g, img, ker, n_ker, fill, out, out_step, r0, r1, c0, c1,
+                                       store)
     elif real_t is double:
-        return fk_correlate2d_tile_f64(g, img, ker, fill, out, r0, r1, c0, c1, store)
+        return fk_correlate2d_tile_f64(g, img, ker, n_ker, fill, out, out_step, r0, r1, c0, c1,
+                                       store)
     else:
-        return fk_correlate2d_tile_u64(g, img, ker, fill, out, r0, r1, c0, c1, store)
+        return fk_correlate2d_tile_u64(g, img, ker, n_ker, fill, out, out_step, r0, r1, c0, c1,
+                                       store)
 
 
 cdef fk_corr2d_geom _geom(const real_t[:, :] img, const real_t[:, ::1] ker,
@@ -153,7 +159,6 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     cdef bint has_ker_im = ker_im is not None
     cdef bint has_out_im = out_im is not None
     cdef Py_ssize_t n_bank = ker_re.shape[0]
-    cdef Py_ssize_t ker_step = ker_re.shape[1] * ker_re.shape[2]
     cdef Py_ssize_t out_step = out_re.strides[0] // <Py_ssize_t>sizeof(real_t)
     cdef fk_corr2d_geom g_re = _geom(img_re, ker_re[0], out_re[0], off0, off1, step0, step1,
                                      boundary)
@@ -204,7 +209,7 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
     cdef Py_ssize_t n_units = n_tiles * n_col
     n_threads = <int>min(<Py_ssize_t>n_threads, n_units)
 
-    cdef Py_ssize_t u, r0, r1, c0, c1, f
+    cdef Py_ssize_t u, r0, r1, c0, c1
     cdef int failed = 0
     cdef int store
     cdef Interrupt interrupt = Interrupt()
@@ -217,21 +222,21 @@ def correlate_planes(const real_t[:, :] img_re, const real_t[:, :] img_im,
         r1 = min(n_rows, r0 + tile)
         c0 = col[u % n_col]
         c1 = col[u % n_col + 1]
-        for f in range(n_bank):
-            failed += _tile(&g_re, p_img_re, p_ker_re + f * ker_step, fill_re,
-                            p_out_re + f * out_step, r0, r1, c0, c1, FK_STORE_SET)
-            if has_img_im and has_ker_im:
-                failed += _tile(&g_im, p_img_im, p_ker_im + f * ker_step, fill_im,
-                                p_out_re + f * out_step, r0, r1, c0, c1, FK_STORE_SUB)
-            if has_out_im:
-                store = FK_STORE_SET
-                if has_ker_im:
-                    failed += _tile(&g_re, p_img_re, p_ker_im + f * ker_step, fill_re,
-                                    p_out_im + f * out_step, r0, r1, c0, c1, store)
-                    store = FK_STORE_ADD
-                if has_img_im:
-                    failed += _tile(&g_im, p_img_im, p_ker_re + f * ker_step, fill_im,
-                                    p_out_im + f * out_step, r0, r1, c0, c1, store)
+        # the whole bank per plane product: the core reads the image block once
+        failed += _tile(&g_re, p_img_re, p_ker_re, n_bank, fill_re, p_out_re, out_step,
+                        r0, r1, c0, c1, FK_STORE_SET)
+        if has_img_im and has_ker_im:
+            failed += _tile(&g_im, p_img_im, p_ker_im, n_bank, fill_im, p_out_re, out_step,
+                            r0, r1, c0, c1, FK_STORE_SUB)
+        if has_out_im:
+            store = FK_STORE_SET
+            if has_ker_im:
+                failed += _tile(&g_re, p_img_re, p_ker_im, n_bank, fill_re, p_out_im, out_step,
+                                r0, r1, c0, c1, store)
+                store = FK_STORE_ADD
+            if has_img_im:
+                failed += _tile(&g_im, p_img_im, p_ker_re, n_bank, fill_im, p_out_im, out_step,
+                                r0, r1, c0, c1, store)
     interrupt.check()
     if failed:
         raise MemoryError("convolve2d: could not allocate a tile buffer")
