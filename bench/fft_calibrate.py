@@ -1,7 +1,7 @@
 """The measurements behind method="auto"'s cost model (src/fastkern/convolve.py,
 _DIRECT_NS and _DIRECT_STRIDED_NS; src/fastkern/_fftconv.py, _OWN_NS):
 
-    python bench/fft_calibrate.py
+    python bench/fft_calibrate.py [direct] [families] [fft]
 
 prints, on one thread, the direct route's cost per multiply-add and per output
 (2000x2000 image, mode "same", square kernels, unit and strided outputs), its
@@ -19,11 +19,13 @@ from fastkern.convolve import _plane_args, _problem, correlate2d
 
 
 def best(fn, repeat=3):
+    # every call here runs on one thread: its CPU time is what the model predicts,
+    # and unlike wall time it does not grow while other processes hold the core
     t = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        t = min(t, time.perf_counter() - start)
+        t = min(t, time.process_time() - start)
     return t
 
 
@@ -85,7 +87,8 @@ def fft(rng):
 
 
 if __name__ == "__main__":
+    import sys
+    parts = {"direct": direct, "families": families, "fft": fft}
     rng = np.random.default_rng(0)
-    direct(rng)
-    families(rng)
-    fft(rng)
+    for name in sys.argv[1:] or parts:
+        parts[name](rng)

@@ -100,9 +100,10 @@ static void FK_FN(correlate_row_phased)(const FK_T *FK_RESTRICT ph, ptrdiff_t le
 {
     for (ptrdiff_t j = 0; j < n; ++j) acc[j] = 0;
     for (ptrdiff_t a = 0; a < kr; ++a) {
-        for (ptrdiff_t b = 0; b < kc; ++b) {
+        for (ptrdiff_t b = 0, p = 0, q = 0; b < kc; ++b) {
             const FK_T kb = ker[a * kc + b];
-            const FK_T *r = ph + (a * n_ph + b % s) * len + b / s;
+            const FK_T *r = ph + (a * n_ph + p) * len + q;   /* p = b % s, q = b / s */
+            if (++p == s) p = 0, ++q;
             for (ptrdiff_t j = 0; j < n; ++j) acc[j] += r[j] * kb;
         }
     }

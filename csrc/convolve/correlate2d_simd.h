@@ -149,39 +149,46 @@ static void FK_IFN(fk_rows)(const FK_T *t, ptrdiff_t ld, ptrdiff_t t_rows, ptrdi
     }
 }
 
-/* Strided output from rows split by phase (correlate2d_impl.h, split_phases):
- * for nf kernels at once (constant once inlined), sum[f][v] += r[v*VW] * k_f[a, b]
+/* Strided output from rows split by phase (correlate2d_impl.h, split_phases),
+ * for nf kernels and nb blocks of V vectors at once (constants once inlined,
+ * nf * nb <= 4: 4 to 16 independent sums, enough to hide the latency of the
+ * multiply-adds):
+ *   sum[f][c][v] += r[c*V*VW + v*VW] * k_f[a, b]
  * over the taps, where r, tap (a, b)'s row, is phase b % s of the window's row a
  * at position j0 + b / s.  Each vector loaded serves every kernel. */
 FK_ISA_ATTR __attribute__((always_inline))
 static inline void FK_IFN(fk_phased_taps)(const FK_T *FK_RESTRICT ph, ptrdiff_t len,
                                           ptrdiff_t n_ph, ptrdiff_t s,
                                           const FK_T *FK_RESTRICT ker, ptrdiff_t kr,
-                                          ptrdiff_t kc, const int nf, ptrdiff_t j0,
-                                          FK_IFN(fk_vec) *FK_RESTRICT sum)
+                                          ptrdiff_t kc, const int nf, const int nb,
+                                          ptrdiff_t j0, FK_IFN(fk_vec) *FK_RESTRICT sum)
 {
     typedef FK_IFN(fk_vec) vec;
-    enum { VW = FK_ISA_BYTES / sizeof(FK_T), V = FK_ISA_V };
+    enum { VW = FK_ISA_BYTES / sizeof(FK_T), V = FK_ISA_V, W = V * VW };
     const ptrdiff_t taps = kr * kc;
     for (ptrdiff_t a = 0; a < kr; ++a) {
-        for (ptrdiff_t b = 0; b < kc; ++b) {
-            const FK_T *r = ph + (a * n_ph + b % s) * len + b / s + j0;
-            vec x[V];
-            for (int v = 0; v < V; ++v) {
-                x[v] = *(const vec *)(r + v * VW);
-                FK_KEEP(x[v]);
-            }
+        /* tap b reads phase p = b % s at q = b / s, stepped without a division */
+        for (ptrdiff_t b = 0, p = 0, q = 0; b < kc; ++b) {
+            const FK_T *r = ph + (a * n_ph + p) * len + q + j0;
+            if (++p == s) p = 0, ++q;
+            vec x[4 * V];
+            for (int c = 0; c < nb; ++c)
+                for (int v = 0; v < V; ++v) {
+                    x[c * V + v] = *(const vec *)(r + c * W + v * VW);
+                    if (nf > 1) FK_KEEP(x[c * V + v]);   /* used nf times: one load */
+                }
             for (int f = 0; f < nf; ++f) {
                 const vec kb = ker[f * taps + a * kc + b] - (vec){0};   /* broadcast */
-                for (int v = 0; v < V; ++v) sum[f * V + v] += x[v] * kb;
+                for (int i = 0; i < nb * V; ++i) sum[f * nb * V + i] += x[i] * kb;
             }
         }
     }
 }
 
 /* One output row of strided output for nf <= 4 kernels (ker + f * kr * kc, into
- * dst[f]), columns [0, n) with n >= V*VW; the last column block overlaps the one
- * before it.  Each output is summed over a and then b from zero. */
+ * dst[f]), columns [0, n) with n >= V*VW, in blocks of nb * V vectors (the widest
+ * that n and nf allow); the last block overlaps the one before it.  Every output
+ * is summed over a and then b from zero, whatever its block. */
 FK_ISA_ATTR
 static void FK_IFN(fk_row_phased)(const FK_T *ph, ptrdiff_t len, ptrdiff_t n_ph, ptrdiff_t s,
                                   const FK_T *ker, ptrdiff_t kr, ptrdiff_t kc, int nf,
@@ -189,19 +196,31 @@ static void FK_IFN(fk_row_phased)(const FK_T *ph, ptrdiff_t len, ptrdiff_t n_ph,
 {
     typedef FK_IFN(fk_vec) vec;
     enum { VW = FK_ISA_BYTES / sizeof(FK_T), V = FK_ISA_V, W = V * VW };
-    for (ptrdiff_t j0 = 0;; j0 += W) {
-        if (j0 + W > n) j0 = n - W;
+    int nb = 4 / nf;
+    while (nb > 1 && n < nb * W) nb /= 2;
+    const ptrdiff_t width = nb * W;
+    for (ptrdiff_t j0 = 0;; j0 += width) {
+        if (j0 + width > n) j0 = n - width;
         vec sum[4 * V];
         for (int i = 0; i < 4 * V; ++i) sum[i] = (vec){0};
-        switch (nf) {
-        case 1: FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, 1, j0, sum); break;
-        case 2: FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, 2, j0, sum); break;
-        case 3: FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, 3, j0, sum); break;
-        default: FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, 4, j0, sum); break;
+        switch (nf * 8 + nb) {
+#define FK_PHASED_CASE(NF, NB)                                                              \
+        case NF * 8 + NB:                                                                   \
+            FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, NF, NB, j0, sum);        \
+            break;
+        FK_PHASED_CASE(1, 4)
+        FK_PHASED_CASE(1, 2)
+        FK_PHASED_CASE(1, 1)
+        FK_PHASED_CASE(2, 2)
+        FK_PHASED_CASE(2, 1)
+        FK_PHASED_CASE(3, 1)
+        default: FK_IFN(fk_phased_taps)(ph, len, n_ph, s, ker, kr, kc, 4, 1, j0, sum); break;
+#undef FK_PHASED_CASE
         }
         for (int f = 0; f < nf; ++f)
-            for (int v = 0; v < V; ++v) *(vec *)(dst[f] + j0 + v * VW) = sum[f * V + v];
-        if (j0 + W >= n) break;
+            for (int i = 0; i < nb * V; ++i)
+                *(vec *)(dst[f] + j0 + i * VW) = sum[f * nb * V + i];
+        if (j0 + width >= n) break;
     }
 }
 

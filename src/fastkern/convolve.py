@@ -626,25 +626,33 @@ def _plane_args(pb, image, kernel, out):
 _METHODS = ("auto", "direct", "fft")
 
 # The direct route's cost on one thread, seconds x 1e9: per output, plus per
-# multiply-add, for unit-stride outputs with the AVX-512 kernels and for strided
-# ones; measured on the development machine (python bench/fft_calibrate.py;
-# bench/README.md, "The FFT route's cost model").  The other kernel families
-# were slower there by the factors given (the "scalar" family is plain C that the
+# multiply-add, for unit-stride outputs with the AVX-512 kernels; measured on the
+# development machine (python bench/fft_calibrate.py; bench/README.md, "The FFT
+# route's cost model").  Strided outputs (column step s > 1) first split the image
+# rows they read by phase, about _SPLIT_NS per element copied (each output copies
+# min(s0, kr) x min(s1, kc) of them), and then cost _DIRECT_STRIDED_NS x
+# (1 + min(s1, kc)) per multiply-add: their vector kernels load every operand,
+# from a working set that grows with the stride.  The other kernel families were
+# slower there by the factors given (the "scalar" family is plain C that the
 # compiler vectorises; "base" is what a CPU without AVX2 runs).
 _DIRECT_NS = {np.dtype(np.float32): (0.5, 0.019), np.dtype(np.float64): (1.0, 0.035)}
-_DIRECT_STRIDED_NS = 0.40       # per multiply-add; per output: 4 x the stride
+_DIRECT_STRIDED_NS = {np.dtype(np.float32): 0.014, np.dtype(np.float64): 0.025}
+_SPLIT_NS = 1.0
 _ISA_SLOWDOWN = {"avx512": 1.0, "avx2": 1.7, "base": 7.5, "scalar": 4.0}
 
 
 def _direct_seconds(pb):
     outs = float(pb.out_shape[0]) * float(pb.out_shape[1])
-    taps = float(pb.kernel.shape[0]) * float(pb.kernel.shape[1])
+    kr, kc = pb.kernel.shape
+    taps = float(kr) * float(kc)
     products = (1 + (pb.image.dtype.kind == "c")) * (1 + (pb.kernel.dtype.kind == "c"))
     if pb.steps[1] == 1:  # the row stride only picks rows: the SIMD kernels run
         per_out, per_tap = _DIRECT_NS[pb.real_dtype]
-        per_tap *= _ISA_SLOWDOWN.get(_convolve._isa(), 8.0)
     else:
-        per_out, per_tap = 4.0 * min(max(pb.steps), 64), _DIRECT_STRIDED_NS
+        s0, s1 = pb.steps
+        per_out = 6.0 + _SPLIT_NS * float(min(s0, kr)) * float(min(s1, kc))
+        per_tap = _DIRECT_STRIDED_NS[pb.real_dtype] * (1 + min(s1, kc))
+    per_tap *= _ISA_SLOWDOWN.get(_convolve._isa(), 8.0)
     return products * outs * (per_out + per_tap * taps) * 1e-9
 
 
