@@ -83,3 +83,57 @@ def test_main_job_quick_runs_one_topic(capsys):
     assert main(["--quick", "--only", "convolve"]) == 0
     out = capsys.readouterr().out
     assert "convolve2d" in out and "FAILED" not in out
+
+
+# -- a busy machine ----------------------------------------------------------------
+
+def _fresh_busy_cpus():
+    from fastkern import _workers
+    _workers._busy[0] = float("-inf")   # read now, not the cached value
+    return _workers.busy_cpus()
+
+
+@needs_openmp
+def test_default_workers_leave_out_busy_cpus(monkeypatch):
+    from fastkern import _workers
+    n = min(cpu_count(), _buildinfo.openmp_max_threads())
+    monkeypatch.setattr(_workers, "busy_cpus", lambda: 1)
+    assert resolve_workers(None) == max(1, min(n, cpu_count() - 1))
+    monkeypatch.setattr(_workers, "busy_cpus", lambda: 10**6)
+    assert resolve_workers(None) == 1
+    # an explicit value, or a default set by set_workers, is taken as given
+    assert resolve_workers(2) == 2
+    with fastkern.set_workers(2):
+        assert resolve_workers(None) == 2
+    assert fastkern.get_workers() == n
+
+
+def test_the_openmp_wait_policy_is_not_left_in_the_environment():
+    # fastkern sets OMP_WAIT_POLICY only while its OpenMP runtime loads
+    from fastkern import _workers
+    if not _workers._user_wait_policy:
+        assert "OMP_WAIT_POLICY" not in os.environ
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux only: /proc/loadavg")
+def test_busy_cpus_sees_a_busy_process():
+    import subprocess
+    import sys
+    import time
+    from fastkern import _workers
+    if _workers._user_wait_policy or cpu_count() != os.cpu_count():
+        pytest.skip("busy_cpus is 0 here by design: a user wait policy or part of the machine")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        # a busy loop is runnable whenever it is alive; wait until it is
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open(f"/proc/{spinner.pid}/stat", "rb") as f:
+                stat = f.read()
+            if stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R":
+                break
+            time.sleep(0.01)
+        assert _fresh_busy_cpus() >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()

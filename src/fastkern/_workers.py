@@ -13,7 +13,17 @@ depend on it, so clamping is always safe):
 - one thread in a process made by ``fork()`` (``multiprocessing``'s "fork" start
   method, data loaders): GNU OpenMP's thread pool does not survive a fork, and a
   child that started a parallel region would wait for ever for its parent's
-  threads.  Processes started by "spawn" or "forkserver" are not affected.
+  threads.  Processes started by "spawn" or "forkserver" are not affected;
+- with ``workers=None`` and no :func:`set_workers` default, no more threads than
+  there are CPUs that other processes are not running right now (Linux, where
+  this process may use every CPU; see ``busy_cpus``).  On a machine where another
+  program keeps a core busy, a thread placed there would share it, and the whole
+  call would wait for that thread's share: one thread fewer is faster.
+
+The OpenMP runtime's threads sleep while they wait for work instead of spinning
+(``OMP_WAIT_POLICY=PASSIVE`` when fastkern loads the runtime, unless the user set
+``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``): a spinning thread takes a core from
+other programs, and from the other threads of a call on a busy machine.
 """
 import contextlib
 import contextvars
@@ -21,8 +31,24 @@ import functools
 import math
 import operator
 import os
+import time
 
-from . import _buildinfo
+
+def _import_buildinfo():
+    """Import the first extension, which loads the OpenMP runtime; the runtime
+    reads its wait policy from the environment when it loads."""
+    chosen = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+    if not chosen:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from . import _buildinfo
+    finally:
+        if not chosen:
+            del os.environ["OMP_WAIT_POLICY"]
+    return _buildinfo, chosen
+
+
+_buildinfo, _user_wait_policy = _import_buildinfo()
 
 _default_workers = contextvars.ContextVar("fastkern_workers", default=None)
 
@@ -85,6 +111,47 @@ def cpu_count():
     return min(n, limit) if limit else n
 
 
+# busy_cpus() reads the kernel's count of runnable threads at most this often
+BUSY_REFRESH_S = 0.01
+_busy = [float("-inf"), 0]   # (when read, CPUs found busy)
+
+
+def _running_threads_here():
+    """Threads of this process that are running or runnable (Linux)."""
+    n = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:   # the thread ended
+            continue
+        n += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
+    return max(n, 1)
+
+
+def busy_cpus():
+    """CPUs that other processes are running threads on right now, as far as
+    Linux tells: runnable threads in the whole system (``/proc/loadavg``) less
+    this process's own.  0 elsewhere, where this process may use only some of the
+    machine's CPUs (a container's cgroup quota, an affinity mask: the count is the
+    whole machine's), or where the user chose a spinning OpenMP wait policy (the
+    runtime's own idle threads would count).  Read at most every BUSY_REFRESH_S."""
+    now = time.monotonic()
+    if now - _busy[0] < BUSY_REFRESH_S:
+        return _busy[1]
+    busy = 0
+    if not _user_wait_policy and cpu_count() == os.cpu_count():
+        try:
+            with open("/proc/loadavg", "rb") as f:
+                running = int(f.read().split()[3].split(b"/")[0])
+            if running > 1:
+                busy = max(0, running - _running_threads_here())
+        except (OSError, ValueError, IndexError):
+            busy = 0
+    _busy[0], _busy[1] = now, busy
+    return busy
+
+
 def _check_workers(workers, name="workers"):
     """Validate an explicit workers value and return it as a nonzero int."""
     if isinstance(workers, bool):
@@ -115,7 +182,8 @@ def resolve_workers(workers=None, units=None):
 
     ``None`` takes the default set by :func:`set_workers`, else all CPUs this
     process may use, capped by OpenMP's own limit (``OMP_NUM_THREADS`` or a
-    ``threadpoolctl.threadpool_limits`` block).  The result is at most
+    ``threadpoolctl.threadpool_limits`` block), less the CPUs that other
+    processes keep busy (:func:`busy_cpus`).  The result is at most
     ``MAX_THREADS_PER_CPU`` per CPU, at most ``units`` (the call's units of
     parallel work) where given, and 1 in a forked child or a serial build.
     """
@@ -124,6 +192,8 @@ def resolve_workers(workers=None, units=None):
     cpus = cpu_count()
     if workers is None:
         n = min(cpus, _buildinfo.openmp_max_threads())
+        if n > 1 and (units is None or units > 1):
+            n = max(1, min(n, cpus - busy_cpus()))
     else:
         workers = _check_workers(workers)
         n = workers if workers > 0 else cpus + 1 + workers
@@ -136,8 +206,14 @@ def resolve_workers(workers=None, units=None):
 
 
 def get_workers():
-    """The number of threads a kernel uses when called with ``workers=None``."""
-    return resolve_workers(None)
+    """The number of threads a kernel uses when called with ``workers=None`` on
+    an idle machine: while other processes keep CPUs busy, a call takes fewer
+    (see :func:`resolve_workers`)."""
+    workers = _default_workers.get()
+    if workers is None:
+        cpus = cpu_count()
+        workers = min(cpus, _buildinfo.openmp_max_threads())
+    return resolve_workers(workers)
 
 
 @contextlib.contextmanager
