@@ -103,8 +103,37 @@ def test_large_filter_both_routes(func, ref, boundary, method):
     assert_allclose(out.compute(scheduler="threads"), expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("func,ref", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shapes", [((5, 30, 41), (3, 4, 5)), ((4, 20, 22), (6, 3)),
+                                    ((25, 31), (2, 5, 4)), ((3, 6, 7), (2, 9, 8))])
+def test_stacks_and_banks_equal_the_single_machine_call(func, ref, mode, shapes):
+    # stacks are chunked along B only; a bank over one image goes filter by filter
+    import fastkern
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal(shapes[0])
+    b = rng.standard_normal(shapes[1])
+    single = fastkern.convolve2d if func is fkd.convolve2d else fastkern.correlate2d
+    try:
+        want = single(a, b, mode, "symm")
+    except ValueError:   # valid mode with neither input the larger
+        with pytest.raises(ValueError):
+            func(da.from_array(a, chunks=2), b, mode, "symm")
+        return
+    out = func(da.from_array(a, chunks=2), b, mode, "symm")
+    assert out.shape == want.shape and out.dtype == want.dtype
+    assert_array_equal(out.compute(scheduler="threads"), want)
+    if a.ndim == 3:
+        assert out.chunks[0] == tuple(len(range(i, min(i + 2, a.shape[0])))
+                                      for i in range(0, a.shape[0], 2))
+
+
 def test_bad_input():
     x = da.ones((10, 10), chunks=5)
+    with pytest.raises(ValueError, match="x must be a 2-D array, or a 3-D stack"):
+        fkd.convolve2d(da.ones((2, 2, 4, 4)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="in2 is an empty stack"):
+        fkd.convolve2d(x, np.ones((0, 2, 2)))
     with pytest.raises(ValueError, match="method must be"):
         fkd.convolve2d(x, np.ones((2, 2)), method="bad")
     with pytest.raises(ValueError, match="method='fft' is not available for integer"):

@@ -161,12 +161,48 @@ def test_identical_for_every_workers(dtype):
                                              stride=stride, workers=workers), ref)
 
 
+@given(problem=problems(), seed=st.integers(0, 2**32 - 1), pair=st.sampled_from(PAIRS),
+       depth=st.integers(1, 3))
+@settings(deadline=None, max_examples=100)
+def test_a_stack_of_images_equals_a_loop_of_2d_calls(problem, seed, pair, depth):
+    shape, p, q, dtype, mode, boundary, stride, fillvalue = problem
+    sep, _ = pair
+    rng = np.random.default_rng(seed)
+    stack = random_array(rng, (depth,) + shape, dtype)
+    column = random_array(rng, p, dtype)
+    row = random_array(rng, q, dtype)
+    try:
+        want = [sep(x, column, row, mode, boundary, fillvalue, stride=stride) for x in stack]
+    except ValueError:  # valid mode with neither input the larger
+        with pytest.raises(ValueError):
+            sep(stack, column, row, mode, boundary, fillvalue, stride=stride)
+        return
+    got = sep(stack, column, row, mode, boundary, fillvalue, stride=stride)
+    assert_array_equal(got, np.stack(want))
+    out = np.empty(got.shape[::-1], got.dtype).T    # any layout
+    assert sep(stack, column, row, mode, boundary, fillvalue, stride=stride, out=out) is out
+    assert_array_equal(out, got)
+
+
+def test_a_stack_written_over_itself():
+    rng = np.random.default_rng(5)
+    stack = rng.standard_normal((3, 40, 50))
+    column, row = rng.standard_normal(11), rng.standard_normal(12)
+    want = sepconvolve2d(stack, column, row, "same")
+    sepconvolve2d(stack, column, row, "same", out=stack)
+    assert_array_equal(stack, want)
+    with pytest.raises(ValueError, match="out has shape"):
+        sepconvolve2d(stack, column, row, "full", out=stack)
+
+
 @pytest.mark.parametrize("args,match", [
     ((np.ones((5, 5)), np.ones((2, 2)), np.ones(3)), "column must be a 1-D array"),
     ((np.ones((5, 5)), np.ones(3), np.ones((1, 3))), "row must be a 1-D array"),
     ((np.ones((5, 5)), np.ones(0), np.ones(3)), "column must not be empty"),
     ((np.ones((5, 5)), np.ones(3), np.array(["a"])), "row has dtype"),
-    ((np.ones((5, 5, 2)), np.ones(3), np.ones(3)), "in1 must be a 2-D array"),
+    ((np.ones((2, 5, 5, 2)), np.ones(3), np.ones(3)), "in1 must be a 2-D array, or a 3-D"),
+    ((np.ones((0, 5, 5)), np.ones(3), np.ones(3)), "in1 is an empty stack"),
+    ((np.ones((2, 0, 5)), np.ones(3), np.ones(3)), "in1 must not be empty"),
     ((np.ones((0, 5)), np.ones(3), np.ones(3)), "in1 must not be empty"),
 ])
 def test_bad_input(args, match):

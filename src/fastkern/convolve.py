@@ -176,8 +176,8 @@ def sepconvolve2d(in1, column, row, mode="full", boundary="fill", fillvalue=0, *
 
     Parameters
     ----------
-    in1 : array_like, shape (M, N)
-        The image.
+    in1 : array_like, shape (M, N) or (B, M, N)
+        The image, or a stack of B images (each filtered as the 2-D call would).
     column : array_like, shape (P,)
         The filter's column factor (applied down the columns).
     row : array_like, shape (Q,)
@@ -187,7 +187,7 @@ def sepconvolve2d(in1, column, row, mode="full", boundary="fill", fillvalue=0, *
 
     Returns
     -------
-    out : ndarray
+    out : ndarray, shape (R, C) or (B, R, C)
         As for :func:`convolve2d` with ``in2 = np.outer(column, row)``: the dtype
         is the promoted dtype of `in1`, `column` and `row`.  Integer dtypes are
         exact, with scipy's wraparound.  Float results differ from the 2-D
@@ -238,6 +238,13 @@ SEPARABLE_MIN_TAPS = 100
 def _sep2d(in1, column, row, mode, boundary, fillvalue, stride, workers, result, convolve):
     column = _as_input(column, "column", ndim=1)
     row = _as_input(row, "row", ndim=1)
+    ndim = as_array(in1, "in1").ndim
+    if ndim not in (2, 3):
+        raise ValueError(f"in1 must be a 2-D array, or a 3-D stack of them, got an array of "
+                         f"shape {as_array(in1, 'in1').shape}")
+    if ndim == 3:
+        return _sep_stack(as_array(in1, "in1"), column, row, mode, boundary, fillvalue, stride,
+                          workers, result, convolve)
     in1 = _as_input(in1, "in1")
     # the 2-D filter as scipy would see it, without its values: shape and dtype
     shape2 = (column.size, row.size)
@@ -272,6 +279,28 @@ def _sep2d(in1, column, row, mode, boundary, fillvalue, stride, workers, result,
                                   *_fill_parts(pb), pb.off[0], pb.off[1], pb.steps[0],
                                   pb.steps[1], pb.boundary, n_threads)
     return _finish(pb, out, result, direct)
+
+
+def _sep_stack(images, column, row, mode, boundary, fillvalue, stride, workers, result,
+               convolve):
+    """A stack of images (B, M, N) through one separable filter: (B, R, C), each
+    slice the 2-D call."""
+    if images.shape[0] == 0:
+        raise ValueError(f"in1 is an empty stack: shape {images.shape}")
+    placeholder = np.broadcast_to(np.zeros((), np.result_type(column.dtype, row.dtype)),
+                                  (column.size, row.size))
+    pb = _problem(images[0], placeholder, mode, boundary, fillvalue, stride, convolve)
+    shape = (images.shape[0],) + pb.out_shape
+    if result is not None:
+        _check_out(result, shape, pb.out_dtype)
+        if np.may_share_memory(images, result):
+            images = images.copy()
+    n_threads = resolve_workers(workers)
+    out = np.empty(shape, dtype=pb.out_dtype) if result is None else result
+    for b in range(images.shape[0]):
+        _sep2d(images[b], column, row, mode, boundary, fillvalue, stride, n_threads, out[b],
+               convolve)
+    return out
 
 
 def _as_input(x, name, ndim=2):

@@ -14,7 +14,7 @@ except ImportError as exc:  # pragma: no cover - the [dask] extra is missing
     raise ImportError('fastkern.dask needs Dask: pip install "fastkern[dask]"') from exc
 
 from . import _seeding
-from ._validation import check_int
+from ._validation import as_array, check_int
 from ._workers import check_workers, resolve_workers
 from . import convolve as _convolve
 from .gibbs import (_as_counts, _check_positive, _check_run, bivariate_chains,
@@ -43,20 +43,27 @@ def convolve2d(x, in2, mode="full", boundary="fill", fillvalue=0, *, method="aut
     its workers, provide the parallelism.  Memory is bounded by the chunks, not
     the array.
 
+    A stack of images, `x` of shape (B, M, N), is cut along B only: each block
+    holds whole images and computes them, with the whole bank of filters, in one
+    single-machine call.  A bank of filters over one image is computed filter by
+    filter, each block by block.
+
     Parameters
     ----------
-    x : dask.array.Array or array_like, shape (M, N)
-        The image, in any chunking.
-    in2 : array_like, shape (P, Q)
-        The filter: a NumPy array, shipped to every block.
+    x : dask.array.Array or array_like, shape (M, N) or (B, M, N)
+        The image, in any chunking, or a stack of B images.
+    in2 : array_like, shape (P, Q) or (F, P, Q)
+        The filter, or a bank of F filters: a NumPy array, shipped to every block.
     mode, boundary, fillvalue, method
         As for :func:`fastkern.convolve2d`; with ``method="auto"`` each block
         takes the route auto picks for its own shape.
 
     Returns
     -------
-    dask.array.Array
-        Lazy; call ``.compute()``.  Its chunks follow those of `x`.
+    dask.array.Array, shape (B, F, R, C)
+        Lazy; call ``.compute()``.  The B and F axes are present only where the
+        inputs have them, as in :func:`fastkern.convolve2d`.  Its chunks follow
+        those of `x`.
 
     Examples
     --------
@@ -106,15 +113,28 @@ def _boundary_index(lo, hi, n, boundary):
 def _blockwise(x, in2, mode, boundary, fillvalue, method, convolve):
     kernel_fn = _convolve.convolve2d if convolve else _convolve.correlate2d
     x = da.asarray(x)
-    in2 = _convolve._as_input(in2, "in2")
-    if x.ndim != 2:
-        raise ValueError(f"x must be a 2-D array, got an array of shape {x.shape}")
+    bank = as_array(in2, "in2")
+    if bank.ndim == 3:
+        if bank.shape[0] == 0:
+            raise ValueError(f"in2 is an empty stack: shape {bank.shape}")
+        in2 = _convolve._as_input(bank[0], "in2")
+    else:
+        in2 = bank = _convolve._as_input(bank, "in2")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x must be a 2-D array, or a 3-D stack of them, got an array of "
+                         f"shape {x.shape}")
     if 0 in x.shape:
         raise ValueError(f"x must not be empty, got shape {x.shape}")
     # the single-machine checks of dtypes, mode, boundary and fillvalue, on a sample
-    kernel_fn(np.zeros((1, 1), dtype=x.dtype), in2, "full", boundary, fillvalue, method=method)
+    kernel_fn(np.zeros((1, 1), dtype=x.dtype), bank, "full", boundary, fillvalue, method=method)
     if not isinstance(mode, str) or mode not in _convolve._MODES:
         raise ValueError(f"mode must be 'full', 'same' or 'valid', got {mode!r}")
+    if x.ndim == 3:
+        return _stack_of_images(x, bank, mode, boundary, fillvalue, method, kernel_fn)
+    if bank.ndim == 3:
+        # a bank over one image: the filters' results stacked, each block by block
+        return da.stack([_blockwise(x, f, mode, boundary, fillvalue, method, convolve)
+                         for f in bank])
     out_dtype = np.result_type(x.dtype, in2.dtype)
     kh, kw = in2.shape
     if mode == "valid" and _convolve._valid_swap(x.shape, in2.shape, "x"):
@@ -153,6 +173,20 @@ def _blockwise(x, in2, mode, boundary, fillvalue, method, convolve):
     return da.map_overlap(lambda b: kernel_fn(b, in2, "valid", method=method, workers=1), p,
                           depth={0: (0, kh - 1), 1: (0, kw - 1)}, boundary="none",
                           trim=False, dtype=out_dtype, chunks=out_chunks)
+
+
+def _stack_of_images(x, bank, mode, boundary, fillvalue, method, kernel_fn):
+    """A stack (B, M, N), chunked along B: each block of whole images through the
+    single-machine call (the whole bank at once), with ``workers=1``."""
+    x = x.rechunk({1: -1, 2: -1})
+    image = np.broadcast_to(np.zeros((), x.dtype), x.shape[1:])   # shapes only
+    pb = _convolve._problem(image, bank if bank.ndim == 2 else bank[0], mode, boundary,
+                            fillvalue, 1, kernel_fn is _convolve.convolve2d)
+    lead = ((bank.shape[0],),) if bank.ndim == 3 else ()
+    chunks = (x.chunks[0],) + lead + tuple((n,) for n in pb.out_shape)
+    return x.map_blocks(
+        lambda b: kernel_fn(b, bank, mode, boundary, fillvalue, method=method, workers=1),
+        dtype=pb.out_dtype, chunks=chunks, new_axis=[1] if bank.ndim == 3 else None)
 
 
 def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95,
