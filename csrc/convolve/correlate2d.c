@@ -22,6 +22,7 @@
 #endif
 #if defined(FK_VECTOR_EXT) && defined(FK_SIMD_DISPATCH)
 #define FK_X86_DISPATCH 1
+#include <immintrin.h>   /* AVX-512 permutes for the phase split (used under target()) */
 #define FK_AVX2_V 3   /* 12 accumulators in 16 ymm registers */
 #define FK_AVX512_V 4 /* 16 accumulators in 32 zmm registers */
 #endif

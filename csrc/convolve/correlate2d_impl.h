@@ -61,34 +61,6 @@ static void FK_FN(correlate_row)(const FK_T *FK_RESTRICT t, ptrdiff_t ld,
     }
 }
 
-/* Strided output (column step s > 1) reads every s-th image element.  The
- * tile's rows are first split by phase, column q going to phase q % s at
- * position q / s, for the phases p < n_ph = min(s, kc) that the taps read:
- *   ph[(r*n_ph + p)*len + j] = t[r*ld + j*s + p]      (j*s + p < nq)
- * so that tap b of output j reads phase b % s at position j + b / s: unit
- * stride again, for vector loads.  The split is made once per tile and serves
- * every kernel of a bank.  Rows no window reads (with row step s0 >= kr, those
- * with r % s0 >= kr) are skipped. */
-FK_SIMD_CLONES
-static void FK_FN(split_phases)(const FK_T *FK_RESTRICT t, ptrdiff_t ld, ptrdiff_t nr,
-                                ptrdiff_t nq, ptrdiff_t step0, ptrdiff_t kr, ptrdiff_t s,
-                                ptrdiff_t n_ph, ptrdiff_t len, FK_T *FK_RESTRICT ph)
-{
-    for (ptrdiff_t r = 0; r < nr; ++r) {
-        if (r % step0 >= kr) continue;
-        const FK_T *src = t + r * ld;
-        FK_T *dst = ph + r * n_ph * len;
-        /* whole groups of s columns first, read in order; then the last group */
-        const ptrdiff_t whole = nq / s < len ? nq / s : len;
-        for (ptrdiff_t j = 0; j < whole; ++j) {
-            const FK_T *g = src + j * s;
-            for (ptrdiff_t p = 0; p < n_ph; ++p) dst[p * len + j] = g[p];
-        }
-        for (ptrdiff_t p = 0; p < n_ph; ++p)
-            if (whole < len && whole * s + p < nq) dst[p * len + whole] = src[whole * s + p];
-    }
-}
-
 /* acc[j] = sum_{a, b} E[a][j*s + b] * ker[a*kc + b] for j < n, summed over a and
  * then b as correlate_row, from rows split by split_phases (ph: the window's
  * first row): the strided kernel for blocks narrower than one SIMD block. */
@@ -218,6 +190,40 @@ static void FK_FN(simd_row_phased)(int isa, const FK_T *ph, ptrdiff_t len, ptrdi
     }
 }
 
+/* Strided output (column step s > 1) reads every s-th image element.  The
+ * tile's rows are first split by phase, column q going to phase q % s at
+ * position q / s, for the phases p < n_ph = min(s, kc) that the taps read:
+ *   ph[(r*n_ph + p)*len + j] = t[r*ld + j*s + p]      (j*s + p < nq)
+ * so that tap b of output j reads phase b % s at position j + b / s: unit
+ * stride again, for vector loads.  The split is made once per tile and serves
+ * every kernel of a bank.  Rows no window reads (with row step s0 >= kr, those
+ * with r % s0 >= kr) are skipped. */
+static void FK_FN(split_phases)(int isa, const FK_T *FK_RESTRICT t, ptrdiff_t ld,
+                                ptrdiff_t nr, ptrdiff_t nq, ptrdiff_t step0, ptrdiff_t kr,
+                                ptrdiff_t s, ptrdiff_t n_ph, ptrdiff_t len,
+                                FK_T *FK_RESTRICT ph)
+{
+    for (ptrdiff_t r = 0; r < nr; ++r) {
+        if (r % step0 >= kr) continue;
+        const FK_T *src = t + r * ld;
+        FK_T *dst = ph + r * n_ph * len;
+        /* whole groups of s columns first, read in order; then the last group */
+        const ptrdiff_t whole = nq / s < len ? nq / s : len;
+        ptrdiff_t done = 0;
+#ifdef FK_WITH_AVX512
+        if (isa == FK_ISA_AVX512)
+            done = FK_CAT(FK_FN(fk_split_row), avx512)(src, whole, s, n_ph, len, dst);
+#endif
+        (void)isa;
+        for (ptrdiff_t j = done; j < whole; ++j) {
+            const FK_T *g = src + j * s;
+            for (ptrdiff_t p = 0; p < n_ph; ++p) dst[p * len + j] = g[p];
+        }
+        for (ptrdiff_t p = 0; p < n_ph; ++p)
+            if (whole < len && whole * s + p < nq) dst[p * len + whole] = src[whole * s + p];
+    }
+}
+
 /* o[j * os] = acc[j], += or -= (store), for j < n. */
 static void FK_FN(store_row)(FK_T *o, ptrdiff_t os, const FK_T *acc, ptrdiff_t n, int store)
 {
@@ -279,7 +285,7 @@ static void FK_FN(rows_part)(const fk_corr2d_geom *g, const FK_T *img, const FK_
         const ptrdiff_t os = g->out_s1;
         const int direct = store == FK_STORE_SET && os == 1;
         if (s > 1) {
-            FK_FN(split_phases)(tile, ld, nr, nq, g->step0, kr, s, n_ph, len, ph);
+            FK_FN(split_phases)(isa, tile, ld, nr, nq, g->step0, kr, s, n_ph, len, ph);
             /* up to four kernels at once, sharing each vector of the image */
             for (ptrdiff_t f0 = 0; f0 < n_ker; f0 += 4) {
                 const int nf = n_ker - f0 < 4 ? (int)(n_ker - f0) : 4;

@@ -224,6 +224,70 @@ static void FK_IFN(fk_row_phased)(const FK_T *ph, ptrdiff_t len, ptrdiff_t n_ph,
     }
 }
 
+#if FK_ISA_BYTES == 64
+/* The phase split of one row (correlate2d_impl.h, split_phases) for AVX-512, in
+ * blocks of VW groups of S columns (S constant once inlined, so that the block's
+ * vectors stay in registers): the block's S vectors are loaded once, and phase
+ * p's VW elements, element j at column j*S + p, are picked from them by one
+ * masked permute per vector. */
+FK_ISA_ATTR __attribute__((always_inline))
+static inline ptrdiff_t FK_IFN(fk_split_blocks)(const FK_T *src, ptrdiff_t whole,
+                                                const int S, ptrdiff_t n_ph, ptrdiff_t len,
+                                                FK_T *dst)
+{
+    enum { VW = 64 / sizeof(FK_T) };
+    __m512i idx[8];
+    uint16_t mask[8][8];
+    for (ptrdiff_t p = 0; p < n_ph; ++p) {
+        int32_t l32[16];
+        int64_t l64[8];
+        for (int k = 0; k < S; ++k) mask[p][k] = 0;
+        for (int j = 0; j < VW; ++j) {
+            const int e = j * S + (int)p;   /* the element's place in the block */
+            l32[j] = e % VW;
+            l64[j % 8] = e % VW;
+            mask[p][e / VW] |= (uint16_t)(1u << j);
+        }
+        idx[p] = sizeof(FK_T) == 4 ? _mm512_loadu_si512(l32) : _mm512_loadu_si512(l64);
+    }
+    ptrdiff_t j0 = 0;
+    for (; j0 + VW <= whole; j0 += VW) {
+        const FK_T *block = src + j0 * S;
+        __m512i v[8];
+        for (int k = 0; k < S; ++k) v[k] = _mm512_loadu_si512(block + k * VW);
+        for (ptrdiff_t p = 0; p < n_ph; ++p) {
+            __m512i r = _mm512_setzero_si512();
+            for (int k = 0; k < S; ++k) {
+                if (sizeof(FK_T) == 4)
+                    r = _mm512_mask_permutexvar_epi32(r, (__mmask16)mask[p][k], idx[p], v[k]);
+                else
+                    r = _mm512_mask_permutexvar_epi64(r, (__mmask8)mask[p][k], idx[p], v[k]);
+            }
+            _mm512_storeu_si512(dst + p * len + j0, r);
+        }
+    }
+    return j0;
+}
+
+/* fk_split_blocks for strides 2 to 8; returns the groups done (a multiple of
+ * VW), and the caller copies the rest (all of them for other strides). */
+FK_ISA_ATTR
+static ptrdiff_t FK_IFN(fk_split_row)(const FK_T *src, ptrdiff_t whole, ptrdiff_t s,
+                                      ptrdiff_t n_ph, ptrdiff_t len, FK_T *dst)
+{
+    switch (s) {
+    case 2: return FK_IFN(fk_split_blocks)(src, whole, 2, n_ph, len, dst);
+    case 3: return FK_IFN(fk_split_blocks)(src, whole, 3, n_ph, len, dst);
+    case 4: return FK_IFN(fk_split_blocks)(src, whole, 4, n_ph, len, dst);
+    case 5: return FK_IFN(fk_split_blocks)(src, whole, 5, n_ph, len, dst);
+    case 6: return FK_IFN(fk_split_blocks)(src, whole, 6, n_ph, len, dst);
+    case 7: return FK_IFN(fk_split_blocks)(src, whole, 7, n_ph, len, dst);
+    case 8: return FK_IFN(fk_split_blocks)(src, whole, 8, n_ph, len, dst);
+    default: return 0;
+    }
+}
+#endif
+
 #undef FK_KEEP
 #undef FK_IFN
 #undef FK_ICAT
