@@ -786,6 +786,20 @@ def test_stacks_through_the_fft_route_and_valid_swap(func):
     assert_array_equal(got[1, 2], func(small[1], bank[2], "valid"))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.int32])
+@pytest.mark.parametrize("shapes", [((2, 30, 70), (3, 3, 4)), ((30, 70), (3, 3, 4)),
+                                    ((2, 30, 70), (3, 4))])
+def test_stacks_write_any_out_layout(dtype, shapes):
+    # out is written in place where it has the compute dtype, else through a copy
+    rng = np.random.default_rng(33)
+    images, bank = random_array(rng, shapes[0], dtype), random_array(rng, shapes[1], dtype)
+    want = correlate2d(images, bank, "same", stride=(1, 2))
+    for out in (np.zeros(want.shape[::-1], dtype).T,
+                np.zeros(want.shape[:-1] + (2 * want.shape[-1],), dtype)[..., ::2]):
+        assert correlate2d(images, bank, "same", stride=(1, 2), out=out) is out
+        assert_array_equal(out, want)
+
+
 def test_stacks_out_and_bad_shapes():
     rng = np.random.default_rng(32)
     images, bank = rng.standard_normal((2, 10, 9)), rng.standard_normal((3, 2, 2))

@@ -567,7 +567,12 @@ def _stacked(in1, in2, mode, boundary, fillvalue, stride, method, workers, resul
     ker_re, ker_im = _compute_planes(bank, pb.real_dtype, pb.conjugate)
     ker_re = np.ascontiguousarray(ker_re)
     ker_im = None if ker_im is None else np.ascontiguousarray(ker_im)
-    out = np.empty((images.shape[0], bank.shape[0]) + pb.out_shape, dtype=compute_dtype)
+    if result is not None and result.dtype == compute_dtype:
+        # written in place, through views of any layout
+        out = result if in1.ndim == 3 else result[None]
+        out = out if in2.ndim == 3 else out[:, None]
+    else:
+        out = np.empty((images.shape[0], bank.shape[0]) + pb.out_shape, dtype=compute_dtype)
     fill_re, fill_im = _fill_parts(pb)
     for b in range(images.shape[0]):
         img_re, img_im = _compute_planes(images[b], pb.real_dtype)
@@ -577,6 +582,8 @@ def _stacked(in1, in2, mode, boundary, fillvalue, stride, method, workers, resul
         _convolve.correlate_planes(img_re, img_im, ker_re, ker_im, out_re, out_im, fill_re,
                                    fill_im, pb.off[0], pb.off[1], pb.steps[0], pb.steps[1],
                                    pb.boundary, n_threads)
+    if result is not None and result.dtype == compute_dtype:
+        return result
     if pb.real_dtype == np.uint64 and pb.out_dtype.kind == "i":
         out = out.view(np.int64)
     out = out.reshape(shape)
