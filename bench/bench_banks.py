@@ -6,6 +6,12 @@ in both directions (stride 5), float32 and float64, 1 and 2 threads: one
 and ``torch.nn.functional.conv2d`` with 8 output channels and stride 5 (the same
 output, checked before timing).
 
+And the image workload: the 3000x3000 float64 image with two 4x4 filters, mode
+"full", every 5th pixel kept, with the default ``workers``: the serial loop of
+``scipy.signal.convolve2d(image, f)[::5, ::5]`` it replaces, against a
+``convolve2d(image, f, stride=5)`` call per filter and one call with the (2, 4, 4)
+bank.
+
     python -m pytest bench/bench_banks.py --benchmark-only --benchmark-json=banks.json
     python bench/ratios.py banks.json
     python bench/bench_banks.py          # the candidates alternated, a table
@@ -62,6 +68,28 @@ def test_bank(benchmark, dtype, n_threads, name):
                        warmup_rounds=1)
 
 
+def image_workload():
+    import scipy.signal
+    rng = np.random.default_rng(1)
+    x, two = rng.random((N, N)), rng.random((2, 4, 4))
+    return {
+        "scipy loop": lambda: [scipy.signal.convolve2d(x, f)[::5, ::5] for f in two],
+        "fastkern, a call per filter": lambda: [fastkern.convolve2d(x, f, stride=5)
+                                                for f in two],
+        "fastkern, one call": lambda: fastkern.convolve2d(x, two, stride=5),
+    }
+
+
+@pytest.mark.parametrize("name", ["scipy loop", "fastkern, a call per filter",
+                                  "fastkern, one call"])
+def test_image_workload(benchmark, name):
+    calls = image_workload()
+    want = calls["scipy loop"]()
+    np.testing.assert_allclose(calls[name](), want, rtol=1e-12, atol=1e-12)
+    benchmark.group = "two 4x4 filters, full, every 5th pixel, float64, default workers"
+    benchmark.pedantic(calls[name], rounds=5, iterations=1, warmup_rounds=1)
+
+
 def main(rounds=7):
     print(f"3000x3000, eight 4x4 filters, valid, stride 5; medians of {rounds} alternated "
           "rounds, ms (python bench/bench_banks.py)\n")
@@ -74,6 +102,14 @@ def main(rounds=7):
             t = [v * 1e3 for v in alternated(candidates(x, bank, n_threads), rounds).values()]
             print(f"| {np.dtype(dtype).name} | {n_threads} | {t[0]:.1f} | {t[1]:.1f} "
                   f"| {t[2]:.1f} |", flush=True)
+    print(f"\nthe image workload: two 4x4 filters, full, every 5th pixel, float64, default "
+          f"workers ({fastkern.get_workers()}); medians of {rounds} alternated rounds, ms\n")
+    t = alternated(image_workload(), rounds)
+    print("| scipy loop | a call per filter | one call | scipy / calls | calls / one call |")
+    print("| --- | --- | --- | --- | --- |")
+    scipy_t, calls_t, one_t = (v * 1e3 for v in t.values())
+    print(f"| {scipy_t:.0f} | {calls_t:.2f} | {one_t:.2f} | {scipy_t / calls_t:.0f}x "
+          f"| {calls_t / one_t:.2f}x |")
 
 
 if __name__ == "__main__":
