@@ -1,5 +1,6 @@
-/* Unit-stride correlation kernels for one instruction set, included by
- * correlate2d_impl.h once per ISA with these defined:
+/* Correlation kernels for one instruction set (unit column step, and strided
+ * output from rows split by phase), included by correlate2d_impl.h once per ISA
+ * with these defined:
  *   FK_ISA        name suffix (base, avx2, avx512)
  *   FK_ISA_ATTR   function attributes: empty, or the target() that the ISA needs
  *   FK_ISA_BYTES  bytes per SIMD register (16, 32, 64)
@@ -8,7 +9,8 @@
  * would be split and spilled by the compiler.
  *
  * Every output is summed in one order, over kernel rows a and then columns b,
- * starting from zero, in both kernels below and in correlate_row.  Which kernel
+ * starting from zero, in every kernel below and in correlate_row and
+ * correlate_row_phased.  Which kernel
  * computes an output depends on its column block alone, never on the row tiles,
  * so results do not depend on the number of threads.  Within a block, every
  * vector lane computes its output alike, wherever the block's vectors start (the
