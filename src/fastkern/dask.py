@@ -19,9 +19,9 @@ from ._workers import check_workers, resolve_workers
 from . import convolve as _convolve
 from .gibbs import (_as_counts, _check_positive, _check_run, bivariate_chains,
                     switchpoint_chains)
-from .bootstrap import _plan as _bootstrap_plan
-from .bootstrap import finish as _bootstrap_finish
-from .bootstrap import resample_blocks as _resample_blocks
+from .resampling.bootstrap import _plan as _bootstrap_plan
+from .resampling.bootstrap import finish as _bootstrap_finish
+from .resampling.bootstrap import resample_blocks as _resample_blocks
 
 __all__ = ["bootstrap", "convolve2d", "correlate2d", "gibbs", "gibbs_switchpoint"]
 
