@@ -191,7 +191,7 @@ def _switchpoint_case():
 
 
 def _attention_case(backward):
-    from fastkern._demo_attention import _dense_backward, _dense_forward
+    from fastkern._demo.attention import _dense_backward, _dense_forward
     from fastkern.attention import (SparseCSR, local_1d_pattern, sparse_attention,
                                     sparse_attention_backward)
 
