@@ -33,7 +33,7 @@ an interrupt between stretches of permutations.
 from libc.math cimport INFINITY, NAN, copysign, sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from fastkern._bootstrap cimport (_BLOCK_SIZE, BlockStreams, _n_threads, _run_blocks,
                                   fk_pcg64)
@@ -71,39 +71,94 @@ cdef inline void _swap_steps(fk_pcg64 *g, double *a, Py_ssize_t n, Py_ssize_t m,
                              const double *w, bint squares, double *s, double *q,
                              double *dot) noexcept nogil:
     """Fisher-Yates steps 0..m-1 on a[0:n]; s, q: the sums of the values that land
-    in positions 0..m-1 and of their squares; dot: their sum times w[i]."""
+    in positions 0..m-1 and of their squares; dot: their sum times w[i].  Each sum
+    on four chains, step i going to chain i % 4, added as (c0 + c1) + (c2 + c3):
+    one chain would wait on its additions."""
     cdef int64_t js[FK_CHUNK]
     cdef Py_ssize_t i = 0, c, k, j
-    cdef double t, s0 = 0, q0 = 0, d0 = 0
+    cdef double t
+    cdef double s4[4]
+    cdef double q4[4]
+    memset(s4, 0, sizeof(s4))
+    memset(q4, 0, sizeof(q4))
     while i < m:
         c = min(<Py_ssize_t>FK_CHUNK, m - i)
         fk_shuffle_draws(g, n, i, c, js)
         if w != NULL:
-            for k in range(c):
-                j = js[k]
-                t = a[j]
-                a[j] = a[i + k]
-                a[i + k] = t
-                d0 += w[i + k] * t
+            _steps_dot(a, js, i, c, w, s4)
         elif squares:
-            for k in range(c):
-                j = js[k]
-                t = a[j]
-                a[j] = a[i + k]
-                a[i + k] = t
-                s0 += t
-                q0 += t * t
+            _steps_squares(a, js, i, c, s4, q4)
         else:
-            for k in range(c):
-                j = js[k]
-                t = a[j]
-                a[j] = a[i + k]
-                a[i + k] = t
-                s0 += t
+            _steps_sum(a, js, i, c, s4)
         i += c
-    s[0] = s0
-    q[0] = q0
-    dot[0] = d0
+    s[0] = (s4[0] + s4[1]) + (s4[2] + s4[3])
+    q[0] = (q4[0] + q4[1]) + (q4[2] + q4[3])
+    dot[0] = s[0]
+
+
+# The steps i..i+c-1 of a chunk (i a multiple of 4, as FK_CHUNK is), partners js:
+# swap, then add the value that lands in position i + k to chain k % 4.
+cdef inline void _steps_sum(double *a, const int64_t *js, Py_ssize_t i, Py_ssize_t c,
+                            double *s4) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef int64_t j
+    cdef double t, s0 = s4[0], s1 = s4[1], s2 = s4[2], s3 = s4[3]
+    cdef double *p = a + i
+    for k in range(0, c - 3, 4):
+        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t; s0 += t
+        j = js[k + 1]; t = a[j]; a[j] = p[k + 1]; p[k + 1] = t; s1 += t
+        j = js[k + 2]; t = a[j]; a[j] = p[k + 2]; p[k + 2] = t; s2 += t
+        j = js[k + 3]; t = a[j]; a[j] = p[k + 3]; p[k + 3] = t; s3 += t
+    for k in range(c - c % 4, c):
+        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t
+        if k % 4 == 0:
+            s0 += t
+        elif k % 4 == 1:
+            s1 += t
+        else:
+            s2 += t
+    s4[0] = s0
+    s4[1] = s1
+    s4[2] = s2
+    s4[3] = s3
+
+
+cdef inline void _steps_squares(double *a, const int64_t *js, Py_ssize_t i, Py_ssize_t c,
+                                double *s4, double *q4) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef int64_t j
+    cdef double t
+    cdef double *p = a + i
+    for k in range(c):
+        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t
+        s4[k & 3] += t
+        q4[k & 3] += t * t
+
+
+cdef inline void _steps_dot(double *a, const int64_t *js, Py_ssize_t i, Py_ssize_t c,
+                            const double *w, double *s4) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef int64_t j
+    cdef double t, s0 = s4[0], s1 = s4[1], s2 = s4[2], s3 = s4[3]
+    cdef double *p = a + i
+    cdef const double *v = w + i
+    for k in range(0, c - 3, 4):
+        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t; s0 += v[k] * t
+        j = js[k + 1]; t = a[j]; a[j] = p[k + 1]; p[k + 1] = t; s1 += v[k + 1] * t
+        j = js[k + 2]; t = a[j]; a[j] = p[k + 2]; p[k + 2] = t; s2 += v[k + 2] * t
+        j = js[k + 3]; t = a[j]; a[j] = p[k + 3]; p[k + 3] = t; s3 += v[k + 3] * t
+    for k in range(c - c % 4, c):
+        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t
+        if k % 4 == 0:
+            s0 += v[k] * t
+        elif k % 4 == 1:
+            s1 += v[k] * t
+        else:
+            s2 += v[k] * t
+    s4[0] = s0
+    s4[1] = s1
+    s4[2] = s2
+    s4[3] = s3
 
 
 cdef inline double _select(double *v, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
@@ -146,6 +201,39 @@ cdef inline double _median(double *v, Py_ssize_t n) noexcept nogil:
     return (lo + hi) / 2
 
 
+cdef double _signed_sum(fk_pcg64 *g, const double *d, Py_ssize_t n,
+                        uint64_t *bits) noexcept nogil:
+    """The sum of d[i] * (-1 if bit i of the stream's outputs is set else 1), bit i
+    being bit i % 64 of output i // 64; on four chains (i % 4), added as
+    (c0 + c1) + (c2 + c3)."""
+    cdef double c0 = 0, c1 = 0, c2 = 0, c3 = 0
+    cdef Py_ssize_t done = 0, words, q, k, base, cnt
+    cdef uint64_t b
+    cdef const double *v
+    while done < n:
+        words = min(<Py_ssize_t>FK_CHUNK, (n - done + 63) // 64)
+        fk_sign_bits(g, words, bits)
+        for q in range(words):
+            base = done + q * 64
+            cnt = min(<Py_ssize_t>64, n - base)
+            b = bits[q]
+            v = d + base
+            for k in range(0, cnt - 3, 4):
+                c0 += v[k] * (1.0 - 2.0 * <double>((b >> k) & 1))
+                c1 += v[k + 1] * (1.0 - 2.0 * <double>((b >> (k + 1)) & 1))
+                c2 += v[k + 2] * (1.0 - 2.0 * <double>((b >> (k + 2)) & 1))
+                c3 += v[k + 3] * (1.0 - 2.0 * <double>((b >> (k + 3)) & 1))
+            for k in range(cnt - cnt % 4, cnt):
+                if k % 4 == 0:
+                    c0 += v[k] * (1.0 - 2.0 * <double>((b >> k) & 1))
+                elif k % 4 == 1:
+                    c1 += v[k] * (1.0 - 2.0 * <double>((b >> k) & 1))
+                else:
+                    c2 += v[k] * (1.0 - 2.0 * <double>((b >> k) & 1))
+        done += words * 64
+    return (c0 + c1) + (c2 + c3)
+
+
 cdef double _mean_diff_of(double sa, double sb, Py_ssize_t na, Py_ssize_t nb,
                           bint a_is_x) noexcept nogil:
     if a_is_x:
@@ -172,25 +260,14 @@ cdef void _permutations(void *p, fk_pcg64 *g, int thread, Py_ssize_t first,
     cdef perm_job *job = <perm_job *>p
     cdef double *a = job.scratch + thread * job.stride
     cdef double *v
-    cdef Py_ssize_t r, i, n = job.n, na = job.na, nb = job.n - job.na, words
-    cdef double s, q, dot, r_val, c[4]
+    cdef Py_ssize_t r, i, n = job.n, na = job.na, nb = job.n - job.na
+    cdef double s, q, dot, r_val
     cdef uint64_t bits[FK_CHUNK]
     cdef Py_ssize_t done, cnt, k
     for r in range(first, stop):
         if job.kind == PAIRED_MEAN_DIFF:
             # no state: fresh bits for every permutation
-            c[0] = c[1] = c[2] = c[3] = 0
-            done = 0
-            while done < n:
-                words = min(<Py_ssize_t>FK_CHUNK, (n - done + 63) // 64)
-                fk_sign_bits(g, words, bits)
-                cnt = min(n - done, words * 64)
-                for k in range(cnt):
-                    # pair i swapped: x - y becomes y - x
-                    c[k & 3] += job.z[done + k] * (1.0 - 2.0 * <double>(
-                        (bits[k >> 6] >> (k & 63)) & 1))
-                done += cnt
-            job.out[r] = ((c[0] + c[1]) + (c[2] + c[3])) / n
+            job.out[r] = _signed_sum(g, job.z, n, bits) / n
             continue
         if r % _BLOCK_SIZE == 0:
             memcpy(a, job.z, n * sizeof(double))          # a block starts in order
