@@ -4,10 +4,12 @@ statistics.
 
 Modules: ``_checks`` (the samples and arguments), ``_streams`` (blocks and their
 streams), ``_statistics`` (the bootstrap's estimators, vectorising a callable),
-``intervals`` (confidence intervals from a distribution), ``bootstrap``.
+``intervals`` (confidence intervals from a distribution), ``bootstrap``,
+``permutation`` (the permutation test).
 """
 from .bootstrap import (BLOCK_SIZE, BootstrapResult, ConfidenceInterval,
                         DegenerateDataWarning, bootstrap)
+from .permutation import PermutationTestResult, permutation_test
 
 __all__ = ["BLOCK_SIZE", "BootstrapResult", "ConfidenceInterval", "DegenerateDataWarning",
-           "bootstrap"]
+           "PermutationTestResult", "bootstrap", "permutation_test"]

@@ -129,14 +129,14 @@ def _check_batch(batch):
     return check_int(batch, "batch", 1)
 
 
-def _empty_distribution(shape):
-    """An uninitialised float64 bootstrap_distribution, allocated before any work,
-    so that too many resamples fail at once and say so."""
+def _empty_distribution(shape, what="bootstrap_distribution"):
+    """An uninitialised float64 distribution (`what`, for the message), allocated
+    before any work, so that too many resamples fail at once and say so."""
     try:
         return np.empty(shape, dtype=np.float64)
     except (MemoryError, ValueError):  # ValueError: beyond what an array can index
         shape = tuple(int(d) for d in np.atleast_1d(shape))
-        raise MemoryError(f"n_resamples is too large: bootstrap_distribution of shape "
+        raise MemoryError(f"n_resamples is too large: {what} of shape "
                           f"{shape} would take {8 * math.prod(shape) / 2**30:.3g} GiB"
                           ) from None
 

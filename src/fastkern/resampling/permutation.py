@@ -15,8 +15,8 @@ from .. import _permutation, _seeding
 from .._permutation import Statistic
 from .._validation import check_int
 from .._workers import resolve_workers
-from ._checks import (_as_samples, _check_batch, _check_choice, _check_flag, _index_array,
-                      _split_samples)
+from ._checks import (_as_samples, _check_batch, _check_choice, _check_flag,
+                      _empty_distribution, _index_array, _split_samples)
 from ._statistics import as_vectorized
 from ._streams import BLOCK_SIZE, block_streams, n_blocks
 
@@ -463,7 +463,8 @@ def _exact_null(plan):
     samples = plan.samples
     width = sum(s.shape[-1] for s in samples)
     batch = _batches(plan, width)
-    null = np.empty((plan.n_resamples,) + samples[0].shape[:-1])
+    null = _empty_distribution((plan.n_resamples,) + samples[0].shape[:-1],
+                               "null_distribution")
     it = _exact_indices(plan)
     r = 0
     while r < plan.n_resamples:
@@ -492,7 +493,7 @@ def null_blocks(plan, first, stop, workers, out=None):
     n = min(stop * BLOCK_SIZE, plan.n_resamples) - first * BLOCK_SIZE
     n_threads = resolve_workers(workers, units=max(stop - first, 1))
     shape = (max(n, 0),) + plan.samples[0].shape[:-1]
-    dist = np.empty(shape) if out is None else out
+    dist = _empty_distribution(shape, "null_distribution") if out is None else out
     if n <= 0:
         return dist
     streams = block_streams(plan.root, first, stop)
