@@ -395,3 +395,13 @@ def test_bad_input_of_callables():
 def test_public_names():
     assert fastkern.permutation_test is permutation_test
     assert fastkern.resampling.permutation_test is permutation_test
+
+
+@pytest.mark.parametrize("permutation_type, statistic", [
+    ("independent", "mean_diff"), ("independent", "median_diff"), ("pairings", "pearsonr"),
+    ("samples", "mean_diff")])
+def test_the_gil_is_released(permutation_type, statistic, assert_releases_gil):
+    x, y = RNG.normal(size=20_000), RNG.normal(size=20_000)
+    assert_releases_gil(lambda scale: lambda: permutation_test(
+        (x, y), statistic, permutation_type=permutation_type, n_resamples=scale * BLOCK_SIZE,
+        seed=0, workers=1))
