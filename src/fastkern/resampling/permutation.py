@@ -272,7 +272,7 @@ def _plan(data, statistic, permutation_type, vectorized, n_resamples, batch, alt
         raise ValueError(f"permutation_type='samples' takes at most "
                          f"{_permutation.MAX_SAMPLES_PERMUTED} samples, got {k}")
     observed = _call(fn, samples, None)
-    total = _count_permutations(permutation_type, samples)
+    total = _count_permutations(permutation_type, samples, n_resamples)
     exact = n_resamples >= total
     n = total if exact else int(n_resamples)
     root = None if exact else _seeding.root_seed(seed)
@@ -341,15 +341,27 @@ def _callable_samples(data, axis):
     return [np.broadcast_to(a, (*shape, a.shape[-1])) for a in samples]
 
 
-def _count_permutations(permutation_type, samples):
-    """The distinct permutations, as scipy counts them (its rule for the exact test)."""
+def _count_permutations(permutation_type, samples, limit):
+    """The distinct permutations, as scipy counts them (its rule for the exact
+    test), or inf where they are known to be more than limit (an int) without
+    computing a number of hundreds of thousands of digits."""
+    n, k = samples[0].shape[-1], len(samples)
     if permutation_type == "independent":
         sizes = list(itertools.accumulate([s.shape[-1] for s in samples], initial=0))
-        return math.prod(math.comb(n, k) for n, k in zip(sizes[1:], sizes[:-1]))
-    n, k = samples[0].shape[-1], max(len(samples), 2 if permutation_type == "samples" else 1)
-    if permutation_type == "pairings":
-        return math.factorial(n) ** len(samples)
-    return math.factorial(k) ** n
+        terms = list(zip(sizes[1:], sizes[:-1]))
+        log2 = sum(math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
+                   for a, b in terms) / math.log(2)
+        count = lambda: math.prod(math.comb(a, b) for a, b in terms)  # noqa: E731
+    elif permutation_type == "pairings":
+        log2 = k * math.lgamma(n + 1) / math.log(2)
+        count = lambda: math.factorial(n) ** k  # noqa: E731
+    else:
+        k = max(k, 2)
+        log2 = n * math.lgamma(k + 1) / math.log(2)
+        count = lambda: math.factorial(k) ** n  # noqa: E731
+    if limit != math.inf and log2 > math.log2(limit) + 1:
+        return math.inf
+    return count()
 
 
 # ---------------------------------------------------------------------------
