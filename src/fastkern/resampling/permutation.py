@@ -120,7 +120,7 @@ def permutation_test(data, statistic="mean_diff", *, permutation_type="independe
         Source of randomness, as for :func:`fastkern.bootstrap`: permutation
         ``r`` belongs to block ``b = r // BLOCK_SIZE``, which draws from
         ``PCG64(SeedSequence(seed).spawn(n_blocks)[b])``; see Notes.  Not used by
-        the exact test.
+        the exact test (a Generator is drawn from all the same).
     workers : int, optional
         Threads, as for :func:`fastkern.bootstrap`.  The result does not depend
         on it.
@@ -275,7 +275,7 @@ def _plan(data, statistic, permutation_type, vectorized, n_resamples, batch, alt
     total = _count_permutations(permutation_type, samples, n_resamples)
     exact = n_resamples >= total
     n = total if exact else int(n_resamples)
-    root = None if exact else _seeding.root_seed(seed)
+    root = _seeding.root_seed(seed)   # checked, and drawn from, even where unused
     return _Plan(permutation_type, samples, kind, name, fn, n, n_blocks(n), exact, batch,
                  alternative, observed, root)
 
