@@ -449,16 +449,15 @@ def _exact_indices(plan):
             yield np.array(columns).T
 
 
-def _permuted(plan, idx):
+def _permuted(permutation_type, samples, idx):
     """The permuted samples of a batch of index rows (see _exact_indices and
     _permutation.fill_permutations), the permutations first."""
-    samples = plan.samples
-    if plan.type == "independent":
+    if permutation_type == "independent":
         z = np.concatenate(samples, axis=-1)
         taken = np.moveaxis(z[..., idx], -2, 0)           # (m, ..., n)
         bounds = np.cumsum([0] + [s.shape[-1] for s in samples])
         return [taken[..., a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    if plan.type == "pairings":
+    if permutation_type == "pairings":
         return [np.moveaxis(s[..., idx[:, i, :]], -2, 0) for i, s in enumerate(samples)]
     stacked = np.stack(samples if len(samples) > 1 else [samples[0], -samples[0]])
     o = np.arange(stacked.shape[-1])
@@ -482,7 +481,8 @@ def _exact_null(plan):
     while r < plan.n_resamples:
         rows = list(itertools.islice(it, batch))
         idx = np.array(rows, dtype=np.int64)
-        null[r:r + len(rows)] = _call(plan.statistic, _permuted(plan, idx), len(rows))
+        null[r:r + len(rows)] = _call(plan.statistic, _permuted(plan.type, plan.samples, idx),
+                                         len(rows))
         r += len(rows)
     return null
 
@@ -563,20 +563,13 @@ def _callable_null(plan, streams, out, n_threads):
         _permutation.fill_permutations(streams, r0, code, n if code else width, k, m,
                                        rows, n_threads)
         if plan.type == "independent":
-            parts = _permuted(_Laid(plan, laid), rows)
+            parts = _permuted("independent", laid, rows)
             permuted = [None] * len(samples)
             for slot, i in enumerate(order):
                 permuted[i] = parts[slot]
         else:
-            permuted = _permuted(plan, rows.reshape(rows.shape[0], k, n))
+            permuted = _permuted(plan.type, samples, rows.reshape(rows.shape[0], k, n))
         out[r0:r0 + rows.shape[0]] = _call(plan.statistic, permuted, rows.shape[0])
-
-
-class _Laid:
-    """A plan's samples in the layout order (for _permuted)."""
-
-    def __init__(self, plan, laid):
-        self.type, self.samples = plan.type, laid
 
 
 # ---------------------------------------------------------------------------
