@@ -481,8 +481,8 @@ def _exact_null(plan):
     while r < plan.n_resamples:
         rows = list(itertools.islice(it, batch))
         idx = np.array(rows, dtype=np.int64)
-        null[r:r + len(rows)] = _call(plan.statistic, _permuted(plan.type, plan.samples, idx),
-                                         len(rows))
+        permuted = _permuted(plan.type, plan.samples, idx)
+        null[r:r + len(rows)] = _call(plan.statistic, permuted, len(rows))
         r += len(rows)
     return null
 
