@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from fastkern import get_workers
-from fastkern._demo_attention import _dense_forward
+from fastkern._demo.attention import _dense_forward
 from fastkern.attention import (
     SparseCSR,
     axial_2d_pattern,

@@ -155,6 +155,28 @@ def _bootstrap_case():
     return fastkern.bootstrap, base, check
 
 
+def _permutation_case():
+    import fastkern
+
+    rng = np.random.default_rng(2)
+    base = {"data": (rng.normal(size=30), rng.normal(size=25)), "statistic": "mean_diff",
+            "permutation_type": "independent", "n_resamples": 200, "alternative": "two-sided",
+            "axis": 0, "seed": 1, "workers": 2}
+
+    def check(kw, res):
+        p = np.asarray(res.pvalue)
+        if not (np.all(p >= 0) and np.all(p <= 1)):
+            return f"p-value {p}"
+        if kw["seed"] is not None:  # the same seed: the same result on one thread
+            want = fastkern.permutation_test(**{**kw, "workers": 1})
+            if not np.array_equal(res.null_distribution, want.null_distribution,
+                                  equal_nan=True):
+                return "depends on workers"
+        return None
+
+    return fastkern.permutation_test, base, check
+
+
 def _gibbs_case():
     import fastkern
 
@@ -191,7 +213,7 @@ def _switchpoint_case():
 
 
 def _attention_case(backward):
-    from fastkern._demo_attention import _dense_backward, _dense_forward
+    from fastkern._demo.attention import _dense_backward, _dense_forward
     from fastkern.attention import (SparseCSR, local_1d_pattern, sparse_attention,
                                     sparse_attention_backward)
 
@@ -256,6 +278,8 @@ def _case(fn_name):
         return _separable_case(fn_name)
     if fn_name == "bootstrap":
         return _bootstrap_case()
+    if fn_name == "permutation_test":
+        return _permutation_case()
     if fn_name == "gibbs":
         return _gibbs_case()
     if fn_name == "gibbs_switchpoint":
@@ -265,7 +289,8 @@ def _case(fn_name):
     return _pattern_case(fn_name)
 
 
-FUNCTIONS = ["convolve2d", "correlate2d", "sepconvolve2d", "sepcorrelate2d", "bootstrap", "gibbs", "gibbs_switchpoint",
+FUNCTIONS = ["convolve2d", "correlate2d", "sepconvolve2d", "sepcorrelate2d", "bootstrap",
+             "permutation_test", "gibbs", "gibbs_switchpoint",
              "sparse_attention", "sparse_attention_backward", "local_2d_pattern",
              "axial_2d_pattern", "dilated_2d_pattern", "swin_attention_pattern",
              "local_2d_gaussian_distribution", "local_1d_pattern", "causal_1d_pattern",
@@ -274,7 +299,8 @@ FUNCTIONS = ["convolve2d", "correlate2d", "sepconvolve2d", "sepcorrelate2d", "bo
 # Values that are valid for an argument and would make a call run for hours (not a
 # bug): never tried there.
 SLOW_BUT_VALID = {("gibbs", "thin"), ("gibbs", "burn"), ("gibbs_switchpoint", "thin"),
-                  ("gibbs_switchpoint", "burn"), ("bootstrap", "n_resamples")}
+                  ("gibbs_switchpoint", "burn"), ("bootstrap", "n_resamples"),
+                  ("permutation_test", "n_resamples")}
 
 
 def _verdict(fn_name, arg, value):

@@ -708,7 +708,7 @@ def test_a_batch_beyond_memory_names_batch():
     # a batch is at most n_resamples rows, so no call can ask for one too large to
     # index; the helper that allocates every batch's indices says which argument
     # to change
-    from fastkern.bootstrap import _index_array
+    from fastkern.resampling._checks import _index_array
     with pytest.raises(MemoryError, match="batch is too large"):
         _index_array((2**62, 4))
 
@@ -786,7 +786,7 @@ def test_unpickled_plans_with_unaligned_arrays(statistic):
     # (pickle protocol 5, out-of-band buffers), often unaligned
     import pickle
 
-    from fastkern.bootstrap import _plan, resample_blocks
+    from fastkern.resampling.bootstrap import _plan, resample_blocks
 
     rng = np.random.default_rng(4)
     x = rng.normal(size=500)

@@ -297,3 +297,47 @@ def test_workers_per_task_like_workers(name, client):
 def test_bad_workers_per_task_fails_at_call_time(name, workers, error):
     with pytest.raises(error, match="workers_per_task"):
         _dask_calls(workers)[name]()
+
+
+def _same_test(got, want):
+    np.testing.assert_array_equal(got.null_distribution, want.null_distribution)
+    assert got.pvalue == want.pvalue and got.statistic == want.statistic
+
+
+@pytest.mark.parametrize("permutation_type, statistic", [
+    ("independent", "mean_diff"), ("independent", "median_diff"), ("pairings", "spearmanr"),
+    ("samples", "mean_diff")])
+@pytest.mark.parametrize("blocks_per_task", [1, 3, 100])
+def test_permutation_test_threaded_equals_single_machine(permutation_type, statistic,
+                                                         blocks_per_task):
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=300), rng.normal(size=300)
+    kwargs = dict(permutation_type=permutation_type, n_resamples=1000, seed=7)
+    lazy = fkd.permutation_test((x, y), statistic, blocks_per_task=blocks_per_task, **kwargs)
+    _same_test(lazy.compute(scheduler="threads"),
+               fastkern.permutation_test((x, y), statistic, **kwargs))
+
+
+def _range_diff(x, y, axis=-1):
+    """A callable statistic a cluster can pickle."""
+    return np.ptp(x, axis=axis) - np.ptp(y, axis=axis)
+
+
+def test_permutation_test_local_cluster_equals_single_machine(client):
+    rng = np.random.default_rng(10)
+    x, y = rng.normal(size=200), rng.normal(size=150)
+    for statistic in ("t", _range_diff):
+        lazy = fkd.permutation_test((x, y), statistic, n_resamples=2000, seed=3,
+                                    blocks_per_task=4)
+        _same_test(client.compute(lazy).result(timeout=300),
+                   fastkern.permutation_test((x, y), statistic, n_resamples=2000, seed=3))
+
+
+def test_permutation_test_exact_and_validation():
+    x, y = np.arange(5.0), np.arange(4.0) + 0.5
+    _same_test(fkd.permutation_test((x, y), n_resamples=np.inf).compute(),
+               fastkern.permutation_test((x, y), n_resamples=np.inf))
+    with pytest.raises(ValueError, match="alternative"):
+        fkd.permutation_test((x, y), alternative="both")
+    with pytest.raises(ValueError, match="blocks_per_task"):
+        fkd.permutation_test((x, y), blocks_per_task=0)

@@ -516,7 +516,7 @@ def test_docstring_examples(module, monkeypatch):
 
 
 def test_demo_rows():
-    from fastkern._demo_gibbs import workload
+    from fastkern._demo.gibbs import workload
     from fastkern._report import Row
 
     rows = workload(quick=True)

@@ -32,6 +32,8 @@ def _calls():
                                                        workers=w),
         "bootstrap": lambda w: fastkern.bootstrap(
             x, "median", n_resamples=500, seed=1, workers=w).bootstrap_distribution,
+        "permutation_test": lambda w: fastkern.permutation_test(
+            (x[:1000], x[1000:]), "t", n_resamples=500, seed=1, workers=w).null_distribution,
         "gibbs": lambda w: fastkern.gibbs(500, 2, chains=3, seed=1, workers=w),
         "gibbs_switchpoint": lambda w: fastkern.gibbs_switchpoint(
             counts, 200, chains=3, seed=1, workers=w)["switchpoint"],
@@ -39,7 +41,7 @@ def _calls():
     }
 
 
-KERNELS = ["convolve2d", "sepconvolve2d", "convolve2d_fft", "bootstrap", "gibbs", "gibbs_switchpoint", "sparse_attention"]
+KERNELS = ["convolve2d", "sepconvolve2d", "convolve2d_fft", "bootstrap", "permutation_test", "gibbs", "gibbs_switchpoint", "sparse_attention"]
 
 
 def _all_kernels(workers):

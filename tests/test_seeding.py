@@ -87,7 +87,7 @@ def test_chain_bitgen_draws_are_numpys(seed, unit):
 def test_bootstrap_block_beyond_2_32_is_numpys():
     """A block's stream in the bootstrap's kernel, for a block index that takes two
     words of the spawn key, and a root with a spawn key and a larger pool."""
-    bootstrap_module = importlib.import_module("fastkern.bootstrap")
+    bootstrap_module = importlib.import_module("fastkern.resampling.bootstrap")
     x = np.arange(11.0) ** 2                # integers: the means are exact
     seed = np.random.SeedSequence(9, spawn_key=(4,), pool_size=5)
     plan = bootstrap_module._plan(x, "mean", n_resamples=2**40, confidence_level=0.95,

@@ -38,6 +38,21 @@ def _bootstrap_cases():
     return cases
 
 
+def _permutation_cases():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=2000), rng.normal(size=1500)
+    cases = [lambda s=statistic, t=kind: fastkern.permutation_test(
+                 (x, y) if t == "independent" else (x[:1500], y), s, permutation_type=t,
+                 n_resamples=300, seed=3, workers=2).null_distribution
+             for kind, statistic in [("independent", "mean_diff"), ("independent", "t"),
+                                     ("independent", "median_diff"), ("pairings", "spearmanr"),
+                                     ("samples", "mean_diff")]]
+    cases.append(lambda: fastkern.permutation_test(
+        (x, y), lambda a, b, axis: np.max(a, axis=axis) - np.max(b, axis=axis),
+        n_resamples=200, seed=4, workers=1).null_distribution)
+    return cases
+
+
 def _gibbs_cases():
     years, counts = fastkern.datasets.coal_mining_disasters()
     return [lambda: fastkern.gibbs(2000, 2, chains=3, seed=5, workers=2),
@@ -58,7 +73,8 @@ def _attention_cases():
 
 
 KERNELS = {"convolve": _convolve_cases, "bootstrap": _bootstrap_cases,
-           "gibbs": _gibbs_cases, "attention": _attention_cases}
+           "permutation": _permutation_cases, "gibbs": _gibbs_cases,
+           "attention": _attention_cases}
 
 
 def _assert_same(got, want):

@@ -11,6 +11,9 @@ sepconvolve2d, sepcorrelate2d
 bootstrap
     ``scipy.stats.bootstrap``'s intervals (percentile, basic, BCa), resampled in
     parallel without storing resamples.
+permutation_test
+    ``scipy.stats.permutation_test``'s exact and randomized tests, the null
+    distribution of the built-in statistics computed without forming permutations.
 gibbs, gibbs_switchpoint
     Gibbs samplers (the bivariate benchmark model, the coal-mining switchpoint
     model), chains in parallel, reproducible from the seed alone.
@@ -30,6 +33,7 @@ from ._version import __version__
 from ._workers import get_workers, set_workers
 from ._config import show_config
 from .bootstrap import bootstrap
+from .resampling.permutation import permutation_test
 from . import attention, datasets
 from .convolve import convolve2d, correlate2d, sepconvolve2d, sepcorrelate2d
 from .gibbs import gibbs, gibbs_switchpoint
@@ -46,6 +50,7 @@ __all__ = [
     "gibbs_switchpoint",
     "get_workers",
     "parallel_map",
+    "permutation_test",
     "sepconvolve2d",
     "sepcorrelate2d",
     "set_workers",

@@ -10,8 +10,9 @@ import sys
 
 from ._config import show_config
 
-# one module per topic, each with workload(quick) -> list[Row]
-DEMOS = ["convolve", "bootstrap", "gibbs", "attention"]
+# one module per topic, fastkern._demo.<topic>, each with workload(quick) -> list[Row];
+# a new topic is a file there and its name here
+DEMOS = ["convolve", "bootstrap", "permutation", "gibbs", "attention"]
 
 
 def _fmt_time(t):
@@ -37,7 +38,7 @@ def main(argv=None):
     failed = False
     for topic in DEMOS if args.only is None else [args.only]:
         try:
-            module = importlib.import_module(f"fastkern._demo_{topic}")
+            module = importlib.import_module(f"fastkern._demo.{topic}")
             rows = module.workload(quick=args.quick)
         except Exception as exc:  # one broken topic must not hide the others
             failed = True

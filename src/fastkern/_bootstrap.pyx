@@ -33,20 +33,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from fastkern._interrupt cimport Interrupt
-
-cdef extern from "bootstrap/fk_integers.h" nogil:
-    ctypedef struct fk_pcg64:
-        uint64_t state_hi, state_lo, inc_hi, inc_lo
-        uint32_t uinteger
-        int has_uint32
-    void fk_pcg64_integers(fk_pcg64 *g, uint64_t n, Py_ssize_t cnt, uint64_t *out)
-    void fk_pcg64_raw(fk_pcg64 *g, int portable, Py_ssize_t cnt, uint64_t *out)
-    int fk_pcg64_use_avx512(int use)
-
 cdef extern from "common/fk_seedseq.h" nogil:
-    ctypedef struct fk_seedseq_root:
-        pass
     int fk_seedseq_root_init(fk_seedseq_root *r, const uint32_t *words, size_t n_words,
                              size_t pool_size)
     fk_pcg64 *fk_seedseq_lazy(const fk_seedseq_root *r, fk_pcg64 *table, uint64_t first,
@@ -65,9 +52,7 @@ ctypedef fused real_t:
     double
 
 cdef enum:
-    # Resamples per block, each block with its own stream.  Part of the seeding
-    # contract (results depend on it): never change it.
-    _BLOCK_SIZE = 64
+    # (_BLOCK_SIZE, the resamples per block, is in _bootstrap.pxd.)
     # Indices drawn per call into NumPy; they live on the stack.
     CHUNK = 256
 
@@ -117,11 +102,6 @@ cdef class BlockStreams:
     updating the shared line at every chunk would make the threads take it from
     each other all the time.
     """
-    cdef fk_seedseq_root root
-    cdef fk_pcg64 *states
-    cdef uint64_t first
-    cdef readonly Py_ssize_t n_blocks
-
     def __cinit__(self, const uint32_t[::1] root_words, Py_ssize_t pool_size, uint64_t first,
                   Py_ssize_t n_blocks):
         if fk_seedseq_root_init(&self.root, &root_words[0], root_words.shape[0], pool_size):
@@ -136,7 +116,7 @@ cdef class BlockStreams:
     def __dealloc__(self):
         free(self.states)
 
-    cdef inline fk_pcg64 start(self, Py_ssize_t b) noexcept nogil:
+    cdef fk_pcg64 start(self, Py_ssize_t b) noexcept nogil:
         return fk_seedseq_lazy(&self.root, self.states, self.first, b)[0]
 
 
@@ -191,13 +171,6 @@ def _pcg64_integers(bit_generator, uint64_t n, Py_ssize_t count):
 # of a block's resamples every thread asks whether the call was interrupted
 # (fastkern._interrupt): Ctrl-C stops a call within a stretch, however long a
 # block is (a large sample).
-
-# The resamples of one block, first..stop-1, drawn from stream (the block's, on
-# the calling thread's stack), on thread `thread` of the call (0 to n_threads - 1:
-# the index of its scratch space); job is the kernel's.
-ctypedef void (*resamples_fn)(void *job, fk_pcg64 *stream, int thread,
-                              Py_ssize_t first, Py_ssize_t stop) noexcept nogil
-
 
 cdef int _n_threads(Py_ssize_t r0, Py_ssize_t r1, int n_threads) noexcept:
     """Threads for resamples r0..r1-1: no more than their blocks."""

@@ -1,7 +1,7 @@
 """The rows of ``python -m fastkern``: each kernel on a built-in workload against the
 thing a user would otherwise run.
 
-Each topic has a module ``_demo_<topic>.py`` with ``workload(quick) -> list[Row]``;
+Each topic has a module ``_demo/<topic>.py`` with ``workload(quick) -> list[Row]``;
 ``__main__`` lists those modules.
 """
 import dataclasses

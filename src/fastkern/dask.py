@@ -19,11 +19,13 @@ from ._workers import check_workers, resolve_workers
 from . import convolve as _convolve
 from .gibbs import (_as_counts, _check_positive, _check_run, bivariate_chains,
                     switchpoint_chains)
-from .bootstrap import _plan as _bootstrap_plan
-from .bootstrap import finish as _bootstrap_finish
-from .bootstrap import resample_blocks as _resample_blocks
+from .resampling.bootstrap import _plan as _bootstrap_plan
+from .resampling.bootstrap import finish as _bootstrap_finish
+from .resampling.bootstrap import resample_blocks as _resample_blocks
+from .resampling import permutation as _permutation
 
-__all__ = ["bootstrap", "convolve2d", "correlate2d", "gibbs", "gibbs_switchpoint"]
+__all__ = ["bootstrap", "convolve2d", "correlate2d", "gibbs", "gibbs_switchpoint",
+           "permutation_test"]
 
 
 def _on_worker(fn, *args, workers):
@@ -239,6 +241,57 @@ def bootstrap(data, statistic="mean", *, n_resamples=9999, confidence_level=0.95
                  workers=workers_per_task)
              for first in range(0, plan.n_blocks, blocks_per_task)]
     return dask.delayed(_bootstrap_finish, pure=True)(plan_key, parts)
+
+
+def permutation_test(data, statistic="mean_diff", *, permutation_type="independent",
+                     vectorized=None, n_resamples=9999, batch=None, alternative="two-sided",
+                     axis=0, seed=None, blocks_per_task=16, workers_per_task=1):
+    """:func:`fastkern.permutation_test` with its blocks of permutations spread over
+    Dask tasks.
+
+    Block ``b`` of permutations draws from its own stream, fixed by `seed` alone,
+    so the result is identical, value for value, to ``fastkern.permutation_test``
+    with the same arguments and seed on one machine.  The exact test (every
+    permutation) runs in one task.
+
+    Parameters
+    ----------
+    data, statistic, permutation_type, vectorized, n_resamples, batch, alternative, axis, seed
+        As for :func:`fastkern.permutation_test`; validated here, before anything
+        runs.  A ``numpy.random.Generator`` seed is drawn from once, here.
+    blocks_per_task : int, optional
+        Blocks of ``fastkern.resampling.BLOCK_SIZE`` permutations per task.
+    workers_per_task : int or None, optional
+        Threads each task uses, as for :func:`bootstrap`.
+
+    Returns
+    -------
+    dask.delayed.Delayed
+        Lazy; ``.compute()`` gives the ``PermutationTestResult``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastkern, fastkern.dask
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.normal(size=100), rng.normal(size=120)
+    >>> res = fastkern.dask.permutation_test((x, y), seed=1).compute()
+    >>> one = fastkern.permutation_test((x, y), seed=1)
+    >>> bool(np.array_equal(res.null_distribution, one.null_distribution))
+    True
+    """
+    blocks_per_task = check_int(blocks_per_task, "blocks_per_task", 1)
+    workers_per_task = check_workers(workers_per_task, "workers_per_task")
+    plan = _permutation._plan(data, statistic, permutation_type, vectorized, n_resamples,
+                              batch, alternative, axis, seed)
+    plan_key = dask.delayed(plan, pure=False)
+    if plan.exact:
+        parts = [dask.delayed(_permutation._exact_null, pure=True)(plan_key)]
+    else:
+        parts = [dask.delayed(_on_worker, pure=True)(
+                     _permutation.null_blocks, plan_key, first,
+                     min(first + blocks_per_task, plan.n_blocks), workers=workers_per_task)
+                 for first in range(0, plan.n_blocks, blocks_per_task)]
+    return dask.delayed(_permutation.finish, pure=True)(plan_key, parts)
 
 
 def _chain_groups(chains, chains_per_task):

@@ -1,9 +1,9 @@
 """``python -m fastkern`` rows for convolve2d."""
 import numpy as np
 
-from ._report import Row, best_time
-from ._workers import get_workers
-from .convolve import convolve2d, sepconvolve2d
+from .._report import Row, best_time
+from .._workers import get_workers
+from ..convolve import convolve2d, sepconvolve2d
 
 
 def workload(quick=False):

@@ -3,10 +3,10 @@ import math
 
 import numpy as np
 
-from ._report import Row, best_time
-from ._workers import get_workers
-from .datasets import coal_mining_disasters
-from .gibbs import gibbs, gibbs_switchpoint
+from .._report import Row, best_time
+from .._workers import get_workers
+from ..datasets import coal_mining_disasters
+from ..gibbs import gibbs, gibbs_switchpoint
 
 SEED = 2024
 

@@ -1,9 +1,9 @@
 """``python -m fastkern`` rows for sparse attention."""
 import numpy as np
 
-from ._report import Row, best_time
-from ._workers import get_workers
-from .attention import (SparseCSR, axial_2d_pattern, local_2d_pattern, sparse_attention,
+from .._report import Row, best_time
+from .._workers import get_workers
+from ..attention import (SparseCSR, axial_2d_pattern, local_2d_pattern, sparse_attention,
                         sparse_attention_backward)
 
 

@@ -5,9 +5,9 @@ import warnings
 
 import numpy as np
 
-from ._report import Row, best_time
-from ._workers import get_workers
-from .bootstrap import bootstrap
+from .._report import Row, best_time
+from .._workers import get_workers
+from ..bootstrap import bootstrap
 
 
 def workload(quick=False):

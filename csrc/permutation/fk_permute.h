@@ -1,0 +1,35 @@
+/* The random draws of the permutation-test kernels, exactly as NumPy draws them.
+ *
+ * fk_shuffle_draws gives the partners of Fisher-Yates steps: step i over n
+ * positions swaps position i with position j = Generator.integers(i, n), one
+ * scalar call per step (NumPy's random_bounded_uint64 with Lemire's method: one
+ * 32-bit word per draw, more on a rejection, for n - i < 2**32).  So the steps
+ * i0..i0+m-1 are what `rng.integers(np.arange(i0, i0 + m), n)` returns.
+ *
+ * fk_sign_bits gives the next 64-bit outputs of the stream, as
+ * `rng.bit_generator.random_raw(cnt)` (the spare 32-bit half is not used).
+ */
+#ifndef FK_PERMUTE_H
+#define FK_PERMUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bootstrap/fk_integers.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out[k] = i0 + k + (a draw uniform in [0, n - i0 - k)) for k < m, each draw as
+ * Generator.integers(i0 + k, n) makes it; needs 0 <= m <= FK_CHUNK and
+ * i0 + m <= n - 1 (every step has at least two positions to choose from). */
+void fk_shuffle_draws(fk_pcg64 *g, int64_t n, int64_t i0, ptrdiff_t m, int64_t *out);
+
+/* out[0:cnt] = the next cnt 64-bit outputs of g (random_raw). */
+void fk_sign_bits(fk_pcg64 *g, ptrdiff_t cnt, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
