@@ -174,7 +174,7 @@ ensure_python() {
     in_chroot "$root" sh -ec "
         cd /opt/python-build
         apt-get source --download-only -qq python3.13 >/dev/null 2>&1
-        tar xf python3.13_*.orig.tar.*
+        tar xf \$(ls python3.13_*.orig.tar.* | grep -v '\\.asc\$')
         cd Python-3.13.*
         ./configure -q --disable-gil --prefix=$python_prefix --with-ensurepip=no >/dev/null
         nice -n 10 make -s -j\$(nproc) >/dev/null 2>make.log || { tail -n 30 make.log; exit 1; }
