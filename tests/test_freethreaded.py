@@ -40,8 +40,8 @@ ROUNDS = 3
 
 def _dask(name):
     """A fastkern.dask call computed on Dask's threaded scheduler."""
-    fk_dask = pytest.importorskip("fastkern.dask", reason="fastkern.dask needs Dask")
-    da = pytest.importorskip("dask.array")
+    da = pytest.importorskip("dask.array", reason="fastkern.dask needs Dask")
+    import fastkern.dask as fk_dask
     rng = np.random.default_rng(11)
     if name == "convolve2d":
         x = da.from_array(rng.standard_normal((90, 80)), chunks=(40, 30))

@@ -38,6 +38,8 @@ python_prefix=/opt/python3.13t
 venv=/opt/ft-venv
 # cp313t wheels exist for these; newer numpy/scipy releases may have none and
 # fall back to source builds.  Cython, setuptools, pybind11: fastkern's build.
+# Not Dask: binary-only, pip resolves dask[array] to a 2020 release and
+# distributed to nothing, so fastkern.dask's tests skip here.
 pins=(numpy==2.4.6 scipy==1.17.1 hypothesis==6.155.7 pytest==9.2.0
       pytest-benchmark==5.3.1 threadpoolctl==3.8.0
       Cython==3.3.1 setuptools==84.2.1 pybind11==3.1.0)
