@@ -16,6 +16,7 @@ and prints the ratio of their medians; tools/freethreaded.sh runs it as its
 scaling check and reports it without judging it (a shared machine is noisy).
 """
 import argparse
+import math
 import statistics
 import sys
 import sysconfig
@@ -73,10 +74,13 @@ def _python_steps_like(seconds):
     return max(1, int(n * seconds / _duration(lambda: python_work(n))))
 
 
-def make_task(call, rounds=2):
-    """One thread's share: `rounds` times the kernel call, then as long in Python."""
+def make_task(call, min_seconds=0.3):
+    """One thread's share: the kernel call, then as long in Python, as many times
+    as make it last at least `min_seconds` on this machine."""
     call()  # warm up
-    steps = _python_steps_like(min(_duration(call) for _ in range(3)))
+    seconds = min(_duration(call) for _ in range(3))
+    steps = _python_steps_like(seconds)
+    rounds = max(2, math.ceil(min_seconds / (2 * seconds)))
 
     def task():
         for _ in range(rounds):
