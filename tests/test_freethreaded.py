@@ -252,9 +252,10 @@ def test_backward_with_a_fresh_mask_under_many_threads():
 
 
 def test_set_workers_stays_with_its_thread_under_many_threads():
+    from fastkern._workers import _default_workers
+
     cpus = fastkern._workers.cpu_count()
     parallel = fastkern.show_config(mode="dicts")["openmp"]["enabled"]
-    outside = fastkern.get_workers()
 
     def thread(i):
         n = i % 4 + 1
@@ -266,15 +267,15 @@ def test_set_workers_stays_with_its_thread_under_many_threads():
                     assert fastkern.get_workers() == (cpus if parallel else 1)
                 assert fastkern.get_workers() == want
             python_work(50)
-        return fastkern.get_workers()
+        return _default_workers.get()   # the set_workers default this thread sees
 
     with fastkern.set_workers(1):
-        # threads started here begin with the process default, or with this
-        # block's value where Python copies the context into new threads
-        inherited = 1 if getattr(sys.flags, "thread_inherit_context", False) else outside
+        # threads started here begin with no default, or with this block's value
+        # where Python copies the context into new threads
+        inherited = 1 if getattr(sys.flags, "thread_inherit_context", False) else None
         assert _run_threads(thread, 16) == [inherited] * 16
-        assert fastkern.get_workers() == 1
-    assert fastkern.get_workers() == outside
+        assert _default_workers.get() == 1
+    assert _default_workers.get() is None
 
 
 def test_device_copies_are_made_once_under_many_threads():
