@@ -12,6 +12,8 @@ cimport cython
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from cython.parallel cimport prange
 
+import threading
+
 import numpy as np
 
 from fastkern._interrupt cimport Interrupt
@@ -225,6 +227,7 @@ cdef class Pattern:
     cdef readonly object offsets, cols, order
     cdef readonly Py_ssize_t n_rows, n_cols
     cdef object _transpose
+    cdef object _transpose_lock
     cdef object __weakref__
 
     def __cinit__(self, row_offsets, column_indices, Py_ssize_t n_cols):
@@ -250,22 +253,32 @@ cdef class Pattern:
         self.n_rows = offsets.shape[0] - 1
         self.n_cols = n_cols
         self._transpose = None
+        self._transpose_lock = threading.Lock()
 
     @property
     def nnz(self):
         return self.cols.shape[0]
 
     def transpose(self):
-        """The (n_cols, n_rows) Pattern of the transposed mask, computed once."""
+        """The (n_cols, n_rows) Pattern of the transposed mask, computed once.
+
+        Threads that ask at once (free-threaded Python, or a backward pass on
+        several threads) all get the same object: the first builds it, under this
+        pattern's own lock, and the others wait for it.
+        """
         cdef Pattern t
-        if self._transpose is None:
-            t_offsets = np.empty(self.n_cols + 1, dtype=self.offsets.dtype)
-            t_cols = np.empty(self.nnz, dtype=self.offsets.dtype)
-            _transpose_into(self, self.offsets, self.cols, t_offsets, t_cols)
-            t = Pattern(t_offsets, t_cols, self.n_rows)
-            t._transpose = self
-            self._transpose = t
-        return self._transpose
+        t = self._transpose
+        if t is not None:
+            return t
+        with self._transpose_lock:
+            if self._transpose is None:
+                t_offsets = np.empty(self.n_cols + 1, dtype=self.offsets.dtype)
+                t_cols = np.empty(self.nnz, dtype=self.offsets.dtype)
+                _transpose_into(self, self.offsets, self.cols, t_offsets, t_cols)
+                t = Pattern(t_offsets, t_cols, self.n_rows)
+                t._transpose = self
+                self._transpose = t
+            return self._transpose
 
 
 cdef inline bint _owned(Pattern mask, offsets, cols, order):

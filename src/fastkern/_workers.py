@@ -221,7 +221,12 @@ def set_workers(workers):
     """Context manager that sets the default ``workers`` for kernel calls in its block.
 
     The setting is local to the current thread (and asyncio task), like
-    ``scipy.fft.set_workers``: other threads keep their own default.
+    ``scipy.fft.set_workers``: it is held in a ``contextvars.ContextVar``, so
+    other threads keep their own default, with or without a GIL.  A thread
+    started inside the block begins with the process default, except where
+    Python copies the starting thread's context into new threads
+    (``sys.flags.thread_inherit_context``, on by default in free-threaded 3.14),
+    where it begins with this block's value.
 
     Parameters
     ----------

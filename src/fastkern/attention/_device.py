@@ -20,6 +20,7 @@ mask (host or device) is converted to CSR on the host at every call.
 """
 import math
 import sys
+import threading
 import weakref
 
 import numpy as np
@@ -329,21 +330,32 @@ def _prepare_scale(scale, d, dtype):
 
 # id(Pattern) -> (weak reference to it, {(adapter, device): device index arrays})
 _csr_on_device = {}
+# Held while _csr_on_device is looked up and filled: two threads that copied the
+# same pattern at once would each keep only one copy alive, and the other
+# thread's kernel would read freed device memory.  Reentrant: the weak
+# reference's callback may run on a thread that holds it.
+_csr_on_device_lock = threading.RLock()
+
+
+def _forget_device_csr(key):
+    with _csr_on_device_lock:
+        _csr_on_device.pop(key, None)
 
 
 def _device_csr(pattern, kind, device):
     """The Pattern's (row_offsets, column_indices, row_order) on the device, copied
-    once (a SparseCSR holds one Pattern for life)."""
+    once (a SparseCSR holds one Pattern for life), whichever threads ask."""
     key = id(pattern)
-    entry = _csr_on_device.get(key)
-    if entry is None or entry[0]() is not pattern:
-        ref = weakref.ref(pattern, lambda _, key=key: _csr_on_device.pop(key, None))
-        entry = _csr_on_device[key] = (ref, {})
-    arrays = entry[1].get((kind, device))
-    if arrays is None:
-        arrays = tuple(kind.from_host(np.array(a), device)
-                       for a in (pattern.offsets, pattern.cols, pattern.order))
-        entry[1][(kind, device)] = arrays
+    with _csr_on_device_lock:
+        entry = _csr_on_device.get(key)
+        if entry is None or entry[0]() is not pattern:
+            ref = weakref.ref(pattern, lambda _, key=key: _forget_device_csr(key))
+            entry = _csr_on_device[key] = (ref, {})
+        arrays = entry[1].get((kind, device))
+        if arrays is None:
+            arrays = tuple(kind.from_host(np.array(a), device)
+                           for a in (pattern.offsets, pattern.cols, pattern.order))
+            entry[1][(kind, device)] = arrays
     return tuple(kind.pointer(a) for a in arrays)
 
 

@@ -1,6 +1,7 @@
 """SparseCSR: an attention mask in compressed sparse row form."""
 import operator
 import os
+import threading
 
 import numpy as np
 
@@ -10,6 +11,10 @@ from .._validation import as_array
 __all__ = ["SparseCSR"]
 
 _INT32_MAX = np.iinfo(np.int32).max
+# Guards the step that wraps a Pattern's transpose into the SparseCSR that every
+# caller of transpose() must get (O(1); the transposition itself is done before,
+# under the Pattern's own lock).
+_WRAP_TRANSPOSE = threading.Lock()
 # Mask rows converted at once by from_dense: bounds its int64 temporaries.
 _DENSE_BLOCK_ELEMENTS = 1 << 22
 
@@ -286,13 +291,20 @@ class SparseCSR:
 
         Row j of the transpose lists, in increasing order, the queries that may
         attend to key j: the backward pass walks it to compute ``dk`` and ``dv``.
+        It is built once, and every thread gets the same object, also where
+        threads run without a GIL.
         """
-        if self._transpose is None:
-            t = SparseCSR.__new__(SparseCSR)
-            t._init(self._pattern.transpose())
-            t._transpose = self
-            self._transpose = t
-        return self._transpose
+        t = self._transpose
+        if t is not None:
+            return t
+        pattern = self._pattern.transpose()
+        with _WRAP_TRANSPOSE:
+            if self._transpose is None:
+                t = SparseCSR.__new__(SparseCSR)
+                t._init(pattern)
+                t._transpose = self
+                self._transpose = t
+            return self._transpose
 
     @property
     def T(self):
