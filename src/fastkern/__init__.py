@@ -17,6 +17,9 @@ gibbs, gibbs_switchpoint
 attention
     CSR-sparse masked attention (pattern builders, ``SparseCSR``, forward and
     backward), usable from NumPy and PyTorch.
+locate_events
+    Grid-search amplitude source location of seismic events (volcano
+    seismology's ASL method), exact to the reference loop.
 parallel_map
     A prefetching parallel map over threads, for pipelines of GIL-free steps.
 
@@ -33,6 +36,7 @@ from .bootstrap import bootstrap
 from . import attention, datasets
 from .convolve import convolve2d, correlate2d, sepconvolve2d, sepcorrelate2d
 from .gibbs import gibbs, gibbs_switchpoint
+from .locate import LocateResult, locate_events
 from .pipeline import parallel_map
 
 __all__ = [
@@ -45,6 +49,8 @@ __all__ = [
     "gibbs",
     "gibbs_switchpoint",
     "get_workers",
+    "LocateResult",
+    "locate_events",
     "parallel_map",
     "sepconvolve2d",
     "sepcorrelate2d",
