@@ -1,6 +1,7 @@
 /* Grid-search amplitude source location: see fk_locate.h for the model, the
  * screening bound and why the result is the reference loop's argmin. */
 #include <math.h>
+#include <string.h>
 
 #include "common/fk_simd.h"
 #include "fk_locate.h"
@@ -47,51 +48,97 @@ void fk_locate_terms_tile(const double *stations, ptrdiff_t n_sta,
     }
 }
 
-/* Screening of one event against one tile (fk_locate.h, step 1): gd and gg
- * of every position, and pass[q] = 1 where L may reach U on [lo, hi].
- * Returns the number of positions passed (of the first nq). */
-FK_SIMD_CLONES
-static ptrdiff_t screen(const double *FK_RESTRICT terms, const double *FK_RESTRICT gg_all,
-                        const double *FK_RESTRICT d, const int64_t *FK_RESTRICT sta,
-                        ptrdiff_t n, int all_stations, ptrdiff_t nq, double dd1, double U,
-                        double lo, double hi, double c1, double *FK_RESTRICT gd,
-                        double *FK_RESTRICT gg, unsigned char *FK_RESTRICT pass)
+/* The screening (screen_isa.h), by instruction set: 16-byte vectors wherever
+ * GCC/clang vector extensions exist, and AVX2+FMA and AVX-512 versions chosen at
+ * run time on x86-64 Linux.  FK_LOCATE_TILE is a multiple of their blocks.
+ * Events recorded by every station are screened FK_GROUP at a time. */
+#define FK_GROUP 4
+
+#if defined(__GNUC__)
+typedef double fk_v2d __attribute__((vector_size(16)));
+#define FK_ISA base
+#define FK_ISA_ATTR
+#define FK_VEC fk_v2d
+#define FK_VW 2
+#define FK_MULADD(a, b, c) ((a) * (b) + (c))
+#define FK_SET1(x) ((fk_v2d){(x), (x)})
+#include "screen_isa.h"
+#undef FK_ISA
+#undef FK_ISA_ATTR
+#undef FK_VEC
+#undef FK_VW
+#undef FK_MULADD
+#undef FK_SET1
+#else
+#define FK_ISA base
+#define FK_ISA_ATTR
+#define FK_VEC double
+#define FK_VW 1
+#define FK_MULADD(a, b, c) ((a) * (b) + (c))
+#define FK_SET1(x) (x)
+#include "screen_isa.h"
+#undef FK_ISA
+#undef FK_ISA_ATTR
+#undef FK_VEC
+#undef FK_VW
+#undef FK_MULADD
+#undef FK_SET1
+#endif
+
+#if defined(__GNUC__) && defined(FK_SIMD_DISPATCH)
+#define FK_LOCATE_DISPATCH 1
+#include <immintrin.h>
+typedef double fk_v4d __attribute__((vector_size(32)));
+typedef double fk_v8d __attribute__((vector_size(64)));
+
+#define FK_ISA avx2
+#define FK_ISA_ATTR __attribute__((target("arch=x86-64-v3")))
+#define FK_VEC fk_v4d
+#define FK_VW 4
+#define FK_MULADD(a, b, c) ((fk_v4d)_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
+#define FK_SET1(x) ((fk_v4d)_mm256_set1_pd(x))
+#include "screen_isa.h"
+#undef FK_ISA
+#undef FK_ISA_ATTR
+#undef FK_VEC
+#undef FK_VW
+#undef FK_MULADD
+#undef FK_SET1
+
+#define FK_ISA avx512
+#define FK_ISA_ATTR __attribute__((target("arch=x86-64-v4")))
+#define FK_VEC fk_v8d
+#define FK_VW 8
+#define FK_MULADD(a, b, c) ((fk_v8d)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#define FK_SET1(x) ((fk_v8d)_mm512_set1_pd(x))
+#include "screen_isa.h"
+#undef FK_ISA
+#undef FK_ISA_ATTR
+#undef FK_VEC
+#undef FK_VW
+#undef FK_MULADD
+#undef FK_SET1
+#endif
+
+typedef struct {
+    void (*sums)(const double *, const double *, const double *, const int64_t *, ptrdiff_t,
+                 int, ptrdiff_t, double *, double *);
+    ptrdiff_t (*filter)(const double *, const double *, ptrdiff_t, double, double, double,
+                        unsigned char *);
+    void (*sums_group)(const double *, ptrdiff_t, const double *const *, ptrdiff_t,
+                       double *const *);
+} fk_screen_isa;
+
+static fk_screen_isa screen_for_cpu(void)
 {
-    for (ptrdiff_t q = 0; q < TILE; ++q) gd[q] = 0.0;
-    if (all_stations) {
-        for (ptrdiff_t i = 0; i < n; ++i) {
-            const double *FK_RESTRICT g = terms + sta[i] * TILE;
-            const double di = d[i];
-            for (ptrdiff_t q = 0; q < TILE; ++q) gd[q] += g[q] * di;
-        }
-        for (ptrdiff_t q = 0; q < TILE; ++q) gg[q] = gg_all[q];
-    } else {
-        for (ptrdiff_t q = 0; q < TILE; ++q) gg[q] = 0.0;
-        for (ptrdiff_t i = 0; i < n; ++i) {
-            const double *FK_RESTRICT g = terms + sta[i] * TILE;
-            const double di = d[i];
-            for (ptrdiff_t q = 0; q < TILE; ++q) {
-                gd[q] += g[q] * di;
-                gg[q] += g[q] * g[q];
-            }
-        }
-    }
-    /* Skip a position only where its bound is a finite number above U: a NaN
-     * or an overflow anywhere passes it to the exact step. */
-    const double lhs = dd1 - U;
-    const double llo0 = dd1 - U, lo2 = lo * lo, hi2 = hi * hi;
-    ptrdiff_t count = 0;
-    for (ptrdiff_t q = 0; q < nq; ++q) {
-        const double x = gd[q], den = gg[q] * c1;
-        const double v_lo = lo2 * den - 2.0 * lo * x + llo0;        /* L(lo) - U */
-        const double v_hi = hi2 * den - 2.0 * hi * x + llo0;        /* L(hi) - U */
-        const double v_mid = (den == 0.0 && x == 0.0) ? lhs : lhs * den - x * x;
-        const double v = x < lo * den ? v_lo : (x > hi * den ? v_hi : v_mid);
-        const int skip = v > 0.0 && v - v == 0.0;
-        pass[q] = (unsigned char)!skip;
-        count += !skip;
-    }
-    return count;
+#ifdef FK_LOCATE_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4"))
+        return (fk_screen_isa){sums_avx512, filter_avx512, sums_group_avx512};
+    if (__builtin_cpu_supports("x86-64-v3"))
+        return (fk_screen_isa){sums_avx2, filter_avx2, sums_group_avx2};
+#endif
+    return (fk_screen_isa){sums_base, filter_base, sums_group_base};
 }
 
 static inline double exact_err(const double *terms, ptrdiff_t q, const double *d,
@@ -191,35 +238,71 @@ static double least_squares_bound(double x, double den, double dd1)
     return den > 0.0 ? dd1 - x * (x / den) : -INFINITY;
 }
 
+/* The exact step for the positions of event e that passed. */
+static void exact_step(const fk_locate_grid *grid, const double *terms, ptrdiff_t t,
+                       const double *d, const int64_t *sta, ptrdiff_t n, ptrdiff_t nq,
+                       const unsigned char *pass, const double *gd, const double *gg,
+                       double c1, double dd1, fk_locate_best *b)
+{
+    for (ptrdiff_t q = 0; q < nq; ++q) {
+        if (!pass[q]) continue;
+        const int64_t p = (int64_t)(t * TILE + q);
+        if (grid->n_amp > 0)
+            exact_discrete(grid, terms, q, p, d, sta, n, gd[q], gg[q] * c1, dd1, b);
+        else
+            exact_least_squares(terms, q, p, d, sta, n,
+                                least_squares_bound(gd[q], gg[q] * c1, dd1), b);
+    }
+}
+
 ptrdiff_t fk_locate_scan_tile(const fk_locate_grid *grid, const fk_locate_events *ev,
                               ptrdiff_t e0, ptrdiff_t e1, ptrdiff_t t, fk_locate_best *best)
 {
-    double gd[TILE], gg[TILE];
+    double gd[FK_GROUP][TILE], gg[TILE];
     unsigned char pass[TILE];
-    const ptrdiff_t S = grid->n_sta, K = grid->n_amp;
+    const ptrdiff_t S = grid->n_sta;
     const ptrdiff_t left = grid->n_pos - t * TILE, nq = left < TILE ? left : TILE;
     const double c = bound_c(S), c1 = 1.0 - c, tiny = bound_tiny(S);
-    const double lo = K > 0 ? grid->amp[0] : 0.0, hi = K > 0 ? grid->amp[K - 1] : INFINITY;
     const double *terms = grid->terms + t * S * TILE;
     const double *gg_all = grid->gg_all + t * TILE;
-    ptrdiff_t exact = 0;
-    for (ptrdiff_t e = e0; e < e1; ++e) {
-        fk_locate_best *b = best + (e - e0);
-        const double *d = ev->d + e * ev->n_sta;
-        const int64_t *sta = ev->sta + e * ev->n_sta;
-        const ptrdiff_t n = (ptrdiff_t)ev->n_rec[e];
-        const double dd1 = ev->dd[e] * c1 - tiny;
-        const ptrdiff_t n_pass = screen(terms, gg_all, d, sta, n, n == S, nq, dd1, b->err, lo,
-                                        hi, c1, gd, gg, pass);
-        if (n_pass == 0) continue;
-        exact += n_pass;
-        for (ptrdiff_t q = 0; q < nq; ++q) {
-            if (!pass[q]) continue;
-            const int64_t p = (int64_t)(t * TILE + q);
-            if (K > 0) exact_discrete(grid, terms, q, p, d, sta, n, gd[q], gg[q] * c1, dd1, b);
-            else exact_least_squares(terms, q, p, d, sta, n,
-                                     least_squares_bound(gd[q], gg[q] * c1, dd1), b);
+    const fk_screen_isa isa = screen_for_cpu();
+    ptrdiff_t exact = 0, group[FK_GROUP], n_group = 0;
+    for (ptrdiff_t e = e0; e <= e1; ++e) {
+        /* events every station recorded wait for a full group; the others, and
+         * what is left at the end, go one by one */
+        if (e < e1 && ev->n_rec[e] == S) {
+            group[n_group++] = e;
+            if (n_group < FK_GROUP) continue;
+            const double *rows[FK_GROUP];
+            double *outs[FK_GROUP];
+            for (int j = 0; j < FK_GROUP; ++j) {
+                rows[j] = ev->d + group[j] * ev->n_sta;
+                outs[j] = gd[j];
+            }
+            isa.sums_group(terms, S, rows, nq, outs);
+        } else {
+            if (e < e1) group[n_group++] = e;
+            for (ptrdiff_t j = 0; j < n_group; ++j) {
+                const ptrdiff_t f = group[j];
+                isa.sums(terms, gg_all, ev->d + f * ev->n_sta, ev->sta + f * ev->n_sta,
+                         (ptrdiff_t)ev->n_rec[f], ev->n_rec[f] == S, nq, gd[j], gg);
+            }
         }
+        /* the group's sums are in gd[0 .. n_group-1] (gg: all stations', or the
+         * one event's own) */
+        for (ptrdiff_t j = 0; j < n_group; ++j) {
+            const ptrdiff_t f = group[j];
+            fk_locate_best *b = best + (f - e0);
+            const ptrdiff_t n = (ptrdiff_t)ev->n_rec[f];
+            const double *ggf = n == S ? gg_all : gg;
+            const double dd1 = ev->dd[f] * c1 - tiny;
+            const ptrdiff_t n_pass = isa.filter(gd[j], ggf, nq, dd1, b->err, c1, pass);
+            if (n_pass == 0) continue;
+            exact += n_pass;
+            exact_step(grid, terms, t, ev->d + f * ev->n_sta, ev->sta + f * ev->n_sta, n, nq,
+                       pass, gd[j], ggf, c1, dd1, b);
+        }
+        n_group = 0;
     }
     return exact;
 }
