@@ -20,15 +20,17 @@
  * candidate whose err is not finite (a recording station at zero distance:
  * g = inf) is never chosen.  The search does not evaluate every candidate:
  *
- * 1. Screening (vectorised over the positions of a tile): the sums
- *    gd = sum g d and gg = sum g g over the recording stations, in any order
- *    and rounding, give for every A a lower bound of err,
+ * 1. Screening (vectorised over the positions of a tile, four events at a
+ *    time where every station recorded them): the sums gd = sum g d and
+ *    gg = sum g g over the recording stations, in any order and rounding
+ *    (fused or not), give for every A a lower bound of err,
  *        L(A) = A*A*gg*(1-c) - 2*A*gd + dd*(1-c) - tiny,
  *    where dd = sum d d, c = (4 S + 64) 2**-52 and tiny = (8 S + 64) 2**-1074
  *    bound the rounding of both err and the sums (twice the worst case of a
  *    forward error analysis, so that L's own rounding is covered too).
- *    A position whose L exceeds the best err found so far on the whole
- *    amplitude range is skipped: none of its candidates can win or tie.
+ *    A position whose L exceeds the best err found so far even at L's
+ *    minimiser (over all real A) is skipped: none of its candidates can win
+ *    or tie.
  * 2. Exact step, for the positions that pass: L is a convex quadratic with
  *    minimiser m = gd / (gg (1-c)); its minimum over the sorted amplitudes is
  *    at a neighbour of m (binary search), and the candidates with L <= best
