@@ -188,6 +188,16 @@ static void exact_discrete(const fk_locate_grid *grid, const double *terms, ptrd
         for (ptrdiff_t k = 0; k < K; ++k) offer(b, exact_err(terms, q, d, sta, n, amp[k]), amp[k], p, k);
         return;
     }
+    if (den == 0.0 && x == 0.0) {
+        /* every recording station's term exactly 0: err is sum d*d whatever A,
+         * and the first amplitude wins the tie */
+        ptrdiff_t i = 0;
+        while (i < n && terms[sta[i] * TILE + q] == 0.0) ++i;
+        if (i == n) {
+            offer(b, exact_err(terms, q, d, sta, n, amp[0]), amp[0], p, 0);
+            return;
+        }
+    }
     double m;
     if (den > 0.0) m = x / den;
     else m = x > 0.0 ? INFINITY : (x < 0.0 ? -INFINITY : amp[0]);

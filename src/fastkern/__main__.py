@@ -11,7 +11,7 @@ import sys
 from ._config import show_config
 
 # one module per topic, each with workload(quick) -> list[Row]
-DEMOS = ["convolve", "bootstrap", "gibbs", "attention"]
+DEMOS = ["convolve", "bootstrap", "gibbs", "attention", "locate"]
 
 
 def _fmt_time(t):

@@ -187,18 +187,22 @@ def locate_events(amplitudes, stations, x, y, z, a, *, attenuation, workers=None
 # ---------------------------------------------------------------------------
 # validation
 
-def _real_array(value, name, ndim):
+def _real_array(value, name, ndim, columns=None):
+    """value as a C-contiguous float64 array of ndim dimensions (and `columns`
+    columns), its dtype and shape checked before anything is copied."""
     arr = as_array(value, name)
-    if arr.dtype == object:
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError, OverflowError):
-            raise TypeError(f"{name} must hold real numbers") from None
-    if arr.dtype.kind not in "iuf":
+    if arr.dtype.kind not in "iufO":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got an array of shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    if columns is not None and arr.shape[1] != columns:
+        raise ValueError(f"{name} must have shape (S, {columns}), got {arr.shape}")
+    try:
+        return np.ascontiguousarray(arr, dtype=np.float64)
+    except (TypeError, ValueError):  # objects that are not numbers
+        raise TypeError(f"{name} must hold real numbers") from None
+    except OverflowError:  # Python ints beyond float64
+        raise ValueError(f"{name} holds a number beyond float64's range") from None
 
 
 def _finite(arr, name):
@@ -224,12 +228,13 @@ def check_attenuation(attenuation):
 def check_grid(stations, x, y, z, a, attenuation, n_stations=None):
     """The event-independent arguments, checked: (stations, x, y, z, a, B), a an
     empty array for None."""
-    stations = _finite(_real_array(stations, "stations", 2), "stations")
-    if stations.shape[1] != 3 or stations.shape[0] == 0:
-        raise ValueError(f"stations must have shape (S, 3) with S >= 1, got {stations.shape}")
+    stations = _real_array(stations, "stations", 2, columns=3)
     if n_stations is not None and stations.shape[0] != n_stations:
         raise ValueError(f"stations must have one row per column of amplitudes "
                          f"({n_stations}), got shape {stations.shape}")
+    if stations.shape[0] == 0:
+        raise ValueError("stations must not be empty")
+    stations = _finite(stations, "stations")
     x, y, z = _axis(x, "x"), _axis(y, "y"), _axis(z, "z")
     if a is None:
         a = np.empty(0)
