@@ -97,8 +97,8 @@ void fk_locate_terms_tile(const double *stations, ptrdiff_t n_sta,
                           double *terms_tile, double *gg_tile);
 
 /* Events e0..e1-1 against the positions of tile t; best[e - e0] holds the
- * event's best so far and is updated.  Returns the positions that took the
- * exact step (a measure of the screening's work). */
+ * event's best so far and is updated.  Returns the (event, position) pairs
+ * that the screening passed (a measure of its work). */
 ptrdiff_t fk_locate_scan_tile(const fk_locate_grid *grid, const fk_locate_events *ev,
                               ptrdiff_t e0, ptrdiff_t e1, ptrdiff_t t, fk_locate_best *best);
 

@@ -256,6 +256,10 @@ static void exact_step(const fk_locate_grid *grid, const double *terms, ptrdiff_
 {
     for (ptrdiff_t q = 0; q < nq; ++q) {
         if (!pass[q]) continue;
+        /* the screening's test again, against the best as it is now */
+        const double den = gg[q] * c1, x = gd[q], lhs = dd1 - b->err;
+        const double v = (den == 0.0 && x == 0.0) ? lhs : lhs * den - x * x;
+        if (v > 0.0 && v - v == 0.0) continue;
         const int64_t p = (int64_t)(t * TILE + q);
         if (grid->n_amp > 0)
             exact_discrete(grid, terms, q, p, d, sta, n, gd[q], gg[q] * c1, dd1, b);

@@ -82,7 +82,7 @@ def scan(const double[:, :, ::1] terms, const double[:, ::1] gg_all, Py_ssize_t 
     -1, -1): chunk c covers tiles c * n_tiles // n_chunks up to the next
     chunk's first, and its record of event e is e's best among them.  A unit
     of work is one block of events_per_unit events against one chunk.  Returns
-    the number of (event, position) pairs that took the exact step."""
+    the number of (event, position) pairs that the screening passed."""
     cdef Py_ssize_t E = d.shape[0], S = d.shape[1], n_tiles = terms.shape[0]
     cdef Py_ssize_t n_blocks = (E + events_per_unit - 1) // events_per_unit
     cdef Py_ssize_t u, blk, ch, e0, e1, t, t0, t1
