@@ -12,9 +12,10 @@ from ._workers import resolve_workers
 
 __all__ = ["LocateResult", "locate_events"]
 
-#: Events per unit of parallel work: the station terms are read from memory once
-#: per block of events, and stay in cache while the block is screened against a tile.
-EVENTS_PER_UNIT = 64
+#: Events per unit of parallel work, at most: the station terms are read from memory
+#: once per block of events, and stay in cache while the block is screened against
+#: a tile.  Blocks are smaller where that gives every thread about four units.
+EVENTS_PER_UNIT = 256
 
 
 @dataclasses.dataclass
@@ -330,14 +331,15 @@ def _solve(problem, n_threads, tables=None):
     d, sta, n_rec, dd = _events(amp)
 
     n_tiles = terms.shape[0]
-    n_blocks = -(-E // EVENTS_PER_UNIT)
+    per_unit = min(EVENTS_PER_UNIT, max(16, -(-E // (16 * n_threads)) * 4))
+    n_blocks = -(-E // per_unit)
     # positions are split too where there are too few blocks of events to go round
     n_chunks = min(n_tiles, -(-4 * n_threads // n_blocks)) if n_blocks < 4 * n_threads else 1
     best = np.empty((n_chunks, E), dtype=[("err", "f8"), ("amp", "f8"), ("pos", "i8"),
                                           ("k", "i8")])
     best["err"], best["amp"], best["pos"], best["k"] = np.inf, np.nan, -1, -1
     _locate.scan(terms, gg, n_pos, problem.a, d, sta, n_rec, dd,
-                 best.reshape(-1).view(np.uint8), EVENTS_PER_UNIT, n_chunks,
+                 best.reshape(-1).view(np.uint8), per_unit, n_chunks,
                  min(n_threads, n_blocks * n_chunks))
 
     # chunk by chunk in position order: a later chunk wins only by a smaller error
