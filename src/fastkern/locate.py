@@ -144,9 +144,9 @@ def locate_events(amplitudes, stations, x, y, z, a, *, attenuation, workers=None
     amplitudes are all 0 gets misfit 0 for an error of 0 and inf otherwise.
 
     **Identical** means: the indices, amplitude and ``error`` returned are
-    those of the loop above, bit for bit (the extension is built without
-    fused multiply-adds and calls the C library's ``exp`` and ``sqrt``, as
-    Python does).  A loop written another way (``A * exp(-B*r) / r`` in one
+    those of the loop above, bit for bit (the errors that decide are computed
+    without fused multiply-adds, with the C library's ``exp`` and ``sqrt``, as
+    Python computes them), for any ``workers`` and on any CPU.  A loop written another way (``A * exp(-B*r) / r`` in one
     expression, NumPy's ``exp`` or pairwise sums) rounds differently: its
     indices agree wherever the best error beats the runner-up by more than
     that rounding, and its misfit to about 1e-12 relative.
