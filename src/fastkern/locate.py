@@ -14,7 +14,7 @@ __all__ = ["LocateResult", "locate_events"]
 
 #: Events per unit of parallel work, at most: the station terms are read from memory
 #: once per block of events, and stay in cache while the block is screened against
-#: a tile.  Blocks are smaller where that gives every thread about four units.
+#: a tile.  Blocks are smaller where that gives every thread about eight units.
 EVENTS_PER_UNIT = 256
 
 
@@ -331,7 +331,7 @@ def _solve(problem, n_threads, tables=None):
     d, sta, n_rec, dd = _events(amp)
 
     n_tiles = terms.shape[0]
-    per_unit = min(EVENTS_PER_UNIT, max(16, -(-E // (16 * n_threads)) * 4))
+    per_unit = min(EVENTS_PER_UNIT, max(16, -(-E // (32 * n_threads)) * 4))
     n_blocks = -(-E // per_unit)
     # positions are split too where there are too few blocks of events to go round
     n_chunks = min(n_tiles, -(-4 * n_threads // n_blocks)) if n_blocks < 4 * n_threads else 1
