@@ -90,9 +90,9 @@ static ptrdiff_t FK_SCAT(filter, FK_ISA)(const double *FK_RESTRICT gd,
     const double lhs = dd1 - U;
     ptrdiff_t count = 0;
     for (ptrdiff_t q = 0; q < nq; ++q) {
-        const double den = gg[q] * c1, x = gd[q];
-        /* L is the constant dd1 where every term is 0 (far away, or underflow) */
-        const double v = ((den == 0.0) & (x == 0.0)) ? lhs : lhs * den - x * x;
+        /* where every term is 0 (far away, or underflow) v is 0: passed, and the
+         * exact step, which knows that L is the constant dd1 there, decides */
+        const double v = lhs * (gg[q] * c1) - gd[q] * gd[q];
         const int skip = (v > 0.0) & (v - v == 0.0);
         pass[q] = (unsigned char)!skip;
         count += !skip;
