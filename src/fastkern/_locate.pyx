@@ -73,6 +73,24 @@ def sum_squares(const double[:, ::1] d, const int64_t[::1] n_rec):
     return out
 
 
+cdef Py_ssize_t _gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+cdef Py_ssize_t _stride(Py_ssize_t n) noexcept nogil:
+    """A step through n tiles that visits each once and jumps across the grid (about
+    0.618 n, coprime with n).  The order of the tiles never changes a result, but
+    in the grid's own order the best error falls slowly as the scan approaches an
+    event's source, and every position that improves on it takes the exact step;
+    in this order few do."""
+    cdef Py_ssize_t s = max(1, (n * 618) // 1000)
+    while s > 1 and _gcd(n, s) != 1:
+        s -= 1
+    return s
+
+
 def scan(const double[:, :, ::1] terms, const double[:, ::1] gg_all, Py_ssize_t n_pos,
          const double[::1] amp, const double[:, ::1] d, const int64_t[:, ::1] sta,
          const int64_t[::1] n_rec, const double[::1] dd, unsigned char[::1] best_raw,
@@ -85,7 +103,7 @@ def scan(const double[:, :, ::1] terms, const double[:, ::1] gg_all, Py_ssize_t 
     the number of (event, position) pairs that the screening passed."""
     cdef Py_ssize_t E = d.shape[0], S = d.shape[1], n_tiles = terms.shape[0]
     cdef Py_ssize_t n_blocks = (E + events_per_unit - 1) // events_per_unit
-    cdef Py_ssize_t u, blk, ch, e0, e1, t, t0, t1
+    cdef Py_ssize_t u, blk, ch, e0, e1, t, t0, t1, i, stride
     cdef Py_ssize_t exact = 0
     cdef fk_locate_grid grid
     cdef fk_locate_events ev
@@ -110,9 +128,11 @@ def scan(const double[:, :, ::1] terms, const double[:, ::1] gg_all, Py_ssize_t 
         e1 = min(E, e0 + events_per_unit)
         t0 = ch * n_tiles // n_chunks
         t1 = (ch + 1) * n_tiles // n_chunks
-        for t in range(t0, t1):
+        stride = _stride(t1 - t0)
+        for i in range(t1 - t0):
             if interrupt.stopped():
                 break
+            t = t0 + (i * stride) % (t1 - t0)
             exact += fk_locate_scan_tile(&grid, &ev, e0, e1, t, best + ch * E + e0)
     interrupt.check()
     return exact
