@@ -383,3 +383,25 @@ def test_demo_rows():
         assert isinstance(r, Row)
         assert min(r.t_ref, r.t_one, r.t_all) > 0
         assert r.max_diff < 1e-9
+
+
+def test_misaligned_arrays_are_read_correctly():
+    # arrays unpickled from a buffer (Dask's workers receive them so) may be misaligned
+    data = small_problem(9, n_events=3)
+
+    def misaligned(arr):
+        raw = np.zeros(arr.nbytes + 1, dtype=np.uint8)
+        out = raw[1:].view(np.float64).reshape(arr.shape)
+        out[...] = arr
+        assert not out.flags.aligned
+        return out
+
+    want = _call(data)
+    got = locate_events(*(misaligned(v) for v in (data.amplitudes, data.stations, data.x,
+                                                  data.y, data.z, data.a)),
+                        attenuation=data.attenuation)
+    for field in ("ix", "iy", "iz", "amplitude", "error", "misfit"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+    problem = locate_module._Problem(*(misaligned(v) for v in (
+        data.amplitudes, data.stations, data.x, data.y, data.z, data.a)), data.attenuation)
+    np.testing.assert_array_equal(locate_module._solve(problem, 2).error, want.error)

@@ -199,11 +199,18 @@ def _real_array(value, name, ndim, columns=None):
     if columns is not None and arr.shape[1] != columns:
         raise ValueError(f"{name} must have shape (S, {columns}), got {arr.shape}")
     try:
-        return np.ascontiguousarray(arr, dtype=np.float64)
+        return _aligned(arr)
     except (TypeError, ValueError):  # objects that are not numbers
         raise TypeError(f"{name} must hold real numbers") from None
     except OverflowError:  # Python ints beyond float64
         raise ValueError(f"{name} holds a number beyond float64's range") from None
+
+
+def _aligned(arr):
+    """arr as a C-contiguous, aligned float64 array (a copy only where needed: an
+    array unpickled from a buffer, as Dask's workers receive them, may be
+    misaligned, and the C core reads doubles)."""
+    return np.require(arr, dtype=np.float64, requirements=["C", "A"])
 
 
 def _finite(arr, name):
@@ -319,6 +326,10 @@ def _events(amp):
 
 
 def _solve(problem, n_threads, tables=None):
+    # arrays checked elsewhere may have travelled since (Dask ships them pickled)
+    problem = dataclasses.replace(problem, **{
+        name: _aligned(getattr(problem, name)) for name in ("amp", "stations", "x", "y", "z",
+                                                             "a")})
     amp = problem.amp
     E = amp.shape[0]
     nx, ny, nz = problem.x.size, problem.y.size, problem.z.size
