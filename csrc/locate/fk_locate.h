@@ -42,6 +42,9 @@
  * Every candidate that is skipped has err > the best err found, so the result
  * is the loop's argmin whatever the tiles, the order of the work or the split
  * of the positions between threads: results do not depend on the threads.
+ * Ties are settled by comparing (position, amplitude index), never by the
+ * order of evaluation, so _locate.pyx is free to visit the tiles in an order
+ * that finds a low best early (fewer positions then pass the screening).
  * Non-finite screening sums (overflow, g = inf) never skip anything: such a
  * position has all its amplitudes evaluated.
  */
