@@ -113,14 +113,15 @@ def openmp_flags():
 
 
 # Topics whose results a plain NumPy loop reproduces bit for bit (random draws
-# through NumPy's own C distributions): no fused multiply-adds there, which
+# through NumPy's own C distributions; locate's errors, summed as its reference
+# loop sums them): no fused multiply-adds there, which
 # GCC/clang would otherwise form where the target has them (aarch64, ppc64le).
 # And attention: its backward pass recomputes the forward pass's scores and
 # needs them bit for bit (exp(score - lse) with a large scale turns one unit in
 # the last place into a weight far from 1), but GCC contracts a * b + c into an
 # FMA in one inlined copy of the dot product and not in another (GCC 14 does so
 # where GCC 12 did not).
-EXACT_TOPICS = {"attention", "bootstrap", "gibbs"}
+EXACT_TOPICS = {"attention", "bootstrap", "gibbs", "locate"}
 
 
 def base_compile_args():

@@ -271,6 +271,47 @@ def _pattern_case(name):
     return getattr(patterns, name), base, check
 
 
+def _locate_case():
+    import fastkern
+
+    rng = np.random.default_rng(3)
+    amplitudes = rng.uniform(0.1, 2.0, (3, 4))
+    amplitudes[1, 2] = np.nan
+    base = {"amplitudes": amplitudes, "stations": rng.uniform(-2, 2, (4, 3)),
+            "x": np.linspace(-2, 2, 4), "y": np.linspace(-1, 1, 3), "z": np.array([-1.0, -0.5]),
+            "a": np.array([0.5, 1.0, 2.0, 4.0]), "attenuation": 0.2, "workers": 2}
+
+    def check(kw, res):
+        # the oracle: every candidate's error the loop's way, in NumPy
+        amp = np.asarray(kw["amplitudes"], np.float64)
+        st = np.asarray(kw["stations"], np.float64)
+        x, y, z = (np.asarray(kw[k], np.float64) for k in "xyz")
+        a = kw["a"]
+        X, Y, Z = np.meshgrid(x, y, z, indexing="ij")
+        pos = np.column_stack([X.ravel(), Y.ravel(), Z.ravel()])
+        r = np.sqrt(((pos[:, None] - st[None]) ** 2).sum(-1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.exp(-float(kw["attenuation"]) * r) / r
+        for e, d in enumerate(amp):
+            rec = ~np.isnan(d)
+            if a is None:
+                gd, gg = (g[:, rec] * d[rec]).sum(1), (g[:, rec] ** 2).sum(1)
+                cands = np.where((gd > 0) & (gg > 0), gd / gg, 0.0)[:, None]
+            else:
+                cands = np.broadcast_to(np.asarray(a, np.float64), (len(pos), len(a)))
+            with np.errstate(invalid="ignore", over="ignore"):
+                err = ((cands[..., None] * g[:, None, rec] - d[rec]) ** 2).sum(-1)
+            err[~np.isfinite(err)] = np.inf
+            if not np.isclose(res.error[e], err.min(), rtol=1e-9):
+                return f"event {e}: error {res.error[e]}, the oracle's {err.min()}"
+        if not np.array_equal(res.error, fastkern.locate_events(
+                **{**kw, "workers": 1}).error):
+            return "depends on workers"
+        return None
+
+    return fastkern.locate_events, base, check
+
+
 def _case(fn_name):
     if fn_name in ("convolve2d", "correlate2d"):
         return _convolve_case(fn_name)
@@ -284,13 +325,15 @@ def _case(fn_name):
         return _gibbs_case()
     if fn_name == "gibbs_switchpoint":
         return _switchpoint_case()
+    if fn_name == "locate_events":
+        return _locate_case()
     if fn_name in ("sparse_attention", "sparse_attention_backward"):
         return _attention_case(fn_name.endswith("backward"))
     return _pattern_case(fn_name)
 
 
 FUNCTIONS = ["convolve2d", "correlate2d", "sepconvolve2d", "sepcorrelate2d", "bootstrap",
-             "permutation_test", "gibbs", "gibbs_switchpoint",
+             "permutation_test", "gibbs", "gibbs_switchpoint", "locate_events",
              "sparse_attention", "sparse_attention_backward", "local_2d_pattern",
              "axial_2d_pattern", "dilated_2d_pattern", "swin_attention_pattern",
              "local_2d_gaussian_distribution", "local_1d_pattern", "causal_1d_pattern",

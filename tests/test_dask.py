@@ -341,3 +341,61 @@ def test_permutation_test_exact_and_validation():
         fkd.permutation_test((x, y), alternative="both")
     with pytest.raises(ValueError, match="blocks_per_task"):
         fkd.permutation_test((x, y), blocks_per_task=0)
+
+
+# -- locate_events: chunks of events ------------------------------------------------------
+
+def _locate_data():
+    return fastkern.datasets.synthetic_events(37, 9, shape=(14, 13, 5), noise=0.2,
+                                              missing=0.2, on_grid=False, seed=12)
+
+
+def _same_locate(got, want):
+    for field in ("x", "y", "z", "amplitude", "misfit", "error", "ix", "iy", "iz"):
+        assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
+
+
+@pytest.mark.parametrize("chunks", [37, 10, 1])
+@pytest.mark.parametrize("least_squares", [False, True])
+def test_locate_events_threaded_equals_single_machine(chunks, least_squares):
+    import dask
+
+    data = _locate_data()
+    a = None if least_squares else data.a
+    args = (data.stations, data.x, data.y, data.z, a)
+    lazy = fkd.locate_events(da.from_array(data.amplitudes, chunks=(chunks, 4)), *args,
+                             attenuation=data.attenuation)
+    assert isinstance(lazy.ix, da.Array) and lazy.ix.shape == (37,)
+    (got,) = dask.compute(lazy, scheduler="threads")
+    _same_locate(got, fastkern.locate_events(data.amplitudes, *args,
+                                             attenuation=data.attenuation))
+
+
+def test_locate_events_local_cluster_equals_single_machine(client):
+    import dask
+
+    data = _locate_data()
+    args = (data.stations, data.x, data.y, data.z, data.a)
+    lazy = fkd.locate_events(da.from_array(data.amplitudes, chunks=(12, -1)), *args,
+                             attenuation=data.attenuation, workers_per_task=-1)
+    (got,) = dask.compute(lazy, scheduler=client.get)
+    _same_locate(got, fastkern.locate_events(data.amplitudes, *args,
+                                             attenuation=data.attenuation))
+
+
+def test_locate_events_validates_before_running_and_names_events_by_catalogue_row():
+    import dask
+
+    data = _locate_data()
+    args = (data.stations, data.x, data.y, data.z, data.a)
+    with pytest.raises(ValueError, match="attenuation"):
+        fkd.locate_events(data.amplitudes, *args, attenuation=-1.0)
+    with pytest.raises(ValueError, match="stations"):
+        fkd.locate_events(data.amplitudes[:, :5], *args, attenuation=0.1)
+    with pytest.raises(ValueError, match="workers_per_task"):
+        fkd.locate_events(data.amplitudes, *args, attenuation=0.1, workers_per_task=0)
+    amp = data.amplitudes.copy()
+    amp[25] = np.nan
+    lazy = fkd.locate_events(da.from_array(amp, chunks=(10, -1)), *args, attenuation=0.1)
+    with pytest.raises(ValueError, match="event 25"):
+        dask.compute(lazy, scheduler="threads")

@@ -24,6 +24,8 @@ def _calls():
     counts = fastkern.datasets.coal_mining_disasters()[1]
     mask = SparseCSR.from_dense(local_1d_pattern(256, 9))
     q = rng.standard_normal((4, 256, 16))
+    events = fastkern.datasets.synthetic_events(30, 10, shape=(20, 20, 8), noise=0.2,
+                                                missing=0.1, seed=0)
     return {
         "convolve2d": lambda w: fastkern.convolve2d(image, kernel, "same", workers=w),
         "sepconvolve2d": lambda w: fastkern.sepconvolve2d(image, kernel[:, 0], kernel[0], "same",
@@ -38,10 +40,13 @@ def _calls():
         "gibbs_switchpoint": lambda w: fastkern.gibbs_switchpoint(
             counts, 200, chains=3, seed=1, workers=w)["switchpoint"],
         "sparse_attention": lambda w: sparse_attention(q, q, q, mask, workers=w),
+        "locate_events": lambda w: fastkern.locate_events(
+            events.amplitudes, events.stations, events.x, events.y, events.z, events.a,
+            attenuation=events.attenuation, workers=w).error,
     }
 
 
-KERNELS = ["convolve2d", "sepconvolve2d", "convolve2d_fft", "bootstrap", "permutation_test", "gibbs", "gibbs_switchpoint", "sparse_attention"]
+KERNELS = ["convolve2d", "sepconvolve2d", "convolve2d_fft", "bootstrap", "permutation_test", "gibbs", "gibbs_switchpoint", "sparse_attention", "locate_events"]
 
 
 def _all_kernels(workers):

@@ -72,9 +72,19 @@ def _attention_cases():
                                      v.astype(np.float32), mask, workers=1)]
 
 
+def _locate_cases():
+    data = fastkern.datasets.synthetic_events(20, 12, shape=(25, 25, 8), noise=0.2,
+                                              missing=0.1, seed=8)
+    args = (data.amplitudes, data.stations, data.x, data.y, data.z)
+    return [lambda: fastkern.locate_events(*args, data.a, attenuation=data.attenuation,
+                                           workers=2).error,
+            lambda: fastkern.locate_events(*args, None, attenuation=data.attenuation,
+                                           workers=1).amplitude]
+
+
 KERNELS = {"convolve": _convolve_cases, "bootstrap": _bootstrap_cases,
            "permutation": _permutation_cases, "gibbs": _gibbs_cases,
-           "attention": _attention_cases}
+           "attention": _attention_cases, "locate": _locate_cases}
 
 
 def _assert_same(got, want):

@@ -20,6 +20,9 @@ gibbs, gibbs_switchpoint
 attention
     CSR-sparse masked attention (pattern builders, ``SparseCSR``, forward and
     backward), usable from NumPy and PyTorch.
+locate_events
+    Grid-search amplitude source location of seismic events (volcano
+    seismology's ASL method), exact to the reference loop.
 parallel_map
     A prefetching parallel map over threads, for pipelines of GIL-free steps.
 
@@ -37,6 +40,7 @@ from .resampling.permutation import permutation_test
 from . import attention, datasets
 from .convolve import convolve2d, correlate2d, sepconvolve2d, sepcorrelate2d
 from .gibbs import gibbs, gibbs_switchpoint
+from .locate import LocateResult, locate_events
 from .pipeline import parallel_map
 
 __all__ = [
@@ -49,6 +53,8 @@ __all__ = [
     "gibbs",
     "gibbs_switchpoint",
     "get_workers",
+    "LocateResult",
+    "locate_events",
     "parallel_map",
     "permutation_test",
     "sepconvolve2d",

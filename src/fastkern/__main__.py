@@ -12,7 +12,7 @@ from ._config import show_config
 
 # one module per topic, fastkern._demo.<topic>, each with workload(quick) -> list[Row];
 # a new topic is a file there and its name here
-DEMOS = ["convolve", "bootstrap", "permutation", "gibbs", "attention"]
+DEMOS = ["convolve", "bootstrap", "permutation", "gibbs", "attention", "locate"]
 
 
 def _fmt_time(t):

@@ -5,6 +5,8 @@ threaded scheduler and the threads of a ``dask.distributed`` worker run blocks i
 parallel.  Results equal the single-machine ones.  Needs ``pip install
 "fastkern[dask]"``.
 """
+import dataclasses
+
 import numpy as np
 
 try:
@@ -23,9 +25,10 @@ from .resampling.bootstrap import _plan as _bootstrap_plan
 from .resampling.bootstrap import finish as _bootstrap_finish
 from .resampling.bootstrap import resample_blocks as _resample_blocks
 from .resampling import permutation as _permutation
+from . import locate as _locate
 
 __all__ = ["bootstrap", "convolve2d", "correlate2d", "gibbs", "gibbs_switchpoint",
-           "permutation_test"]
+           "locate_events", "permutation_test"]
 
 
 def _on_worker(fn, *args, workers):
@@ -378,3 +381,80 @@ def gibbs_switchpoint(counts, n, *, thin=1, chains=1, burn=0, alpha=1.0, beta=1.
             pieces[key].append(da.from_delayed(trace[key], shape=(stop - first,) + shape,
                                                dtype=dtype))
     return {key: da.concatenate(parts, axis=0) for key, parts in pieces.items()}
+
+
+def locate_events(amplitudes, stations, x, y, z, a, *, attenuation, workers_per_task=1):
+    """:func:`fastkern.locate_events` over a catalogue of events in chunks, lazily.
+
+    Each chunk of events (rows of `amplitudes`) is located by one task, with the
+    GIL released; an event's result does not depend on the others, so the result
+    is identical, value for value, to ``fastkern.locate_events`` on the whole
+    catalogue, however it is chunked.  Each task computes the grid's station terms
+    once (``nx * ny * nz * S`` of them): chunks of hundreds of events or more keep
+    that small next to the search.
+
+    Parameters
+    ----------
+    amplitudes : dask.array.Array or array_like, shape (E, S)
+        Observed amplitudes, NaN where not recorded, chunked along events (the
+        stations' axis is taken whole).
+    stations, x, y, z, a, attenuation
+        As for :func:`fastkern.locate_events`: NumPy arrays (or None for `a`),
+        checked here and shipped to every task.
+    workers_per_task : int or None, optional
+        Threads each task uses, counted on the machine that runs it, as for
+        :func:`bootstrap`.  Checked here.
+
+    Returns
+    -------
+    fastkern.LocateResult
+        Whose fields are lazy dask arrays of shape (E,), chunked as the events;
+        ``dask.compute(result)`` gives the one of NumPy arrays (on a cluster:
+        ``dask.compute(result, scheduler=client.get)``, or with the client as
+        the default scheduler).  Values of `amplitudes` are checked by the tasks: a ValueError
+        names the event by its row in the whole catalogue.
+
+    Examples
+    --------
+    >>> import dask, dask.array as da, numpy as np, fastkern, fastkern.dask
+    >>> data = fastkern.datasets.synthetic_events(40, 10, shape=(15, 15, 6), seed=0)
+    >>> lazy = fastkern.dask.locate_events(
+    ...     da.from_array(data.amplitudes, chunks=(16, -1)), data.stations, data.x,
+    ...     data.y, data.z, data.a, attenuation=data.attenuation)
+    >>> (res,) = dask.compute(lazy)
+    >>> bool(np.array_equal(res.ix, data.source_index[:, 0]))
+    True
+    """
+    amp = da.asarray(amplitudes)
+    if amp.dtype.kind not in "iuf":
+        raise TypeError(f"amplitudes must hold real numbers, got dtype {amp.dtype}")
+    if amp.ndim != 2:
+        raise ValueError(f"amplitudes must be 2-D, got an array of shape {amp.shape}")
+    if amp.shape[1] == 0:
+        raise ValueError(f"amplitudes must have at least one station (column), got shape "
+                         f"{amp.shape}")
+    grid = _locate.check_grid(stations, x, y, z, a, attenuation, n_stations=amp.shape[1])
+    workers_per_task = check_workers(workers_per_task, "workers_per_task")
+    amp = amp.rechunk({1: -1})
+    grid_key = dask.delayed(grid, pure=True)
+    fields = [f.name for f in dataclasses.fields(_locate.LocateResult)]
+    pieces = {name: [] for name in fields}
+    first = 0
+    for block, n in zip(amp.to_delayed().ravel(), amp.chunks[0]):
+        part = dask.delayed(_on_worker, pure=True)(_locate_block, block, grid_key, first,
+                                                   workers=workers_per_task)
+        for name in fields:
+            dtype = np.int64 if name in ("ix", "iy", "iz") else np.float64
+            pieces[name].append(da.from_delayed(getattr(part, name), shape=(n,), dtype=dtype))
+        first += n
+    return _locate.LocateResult(**{
+        name: da.concatenate(parts) if parts else da.zeros((0,), dtype=np.float64 if name
+                                                            not in ("ix", "iy", "iz")
+                                                            else np.int64)
+        for name, parts in pieces.items()})
+
+
+def _locate_block(block, grid, first, n_threads):
+    """One chunk of events, located: a LocateResult of NumPy arrays."""
+    problem = _locate._Problem(_locate.check_amplitudes(block, first), *grid, first_event=first)
+    return _locate._solve(problem, n_threads)
