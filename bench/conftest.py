@@ -39,12 +39,11 @@ class BusyCore:
         return self
 
     def _running(self):
+        from fastkern._workers import runnable
         try:
-            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
-                stat = f.read()
+            return runnable(f"/proc/{self.proc.pid}/stat")
         except OSError:   # not Linux: assume it runs
             return True
-        return stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
 
     def __exit__(self, *exc):
         self.proc.kill()

@@ -116,16 +116,23 @@ BUSY_REFRESH_S = 0.01
 _busy = [float("-inf"), 0]   # (when read, CPUs found busy)
 
 
+def runnable(stat_path):
+    """True if the process or thread whose /proc ``stat`` file this is is running
+    or runnable (Linux); OSError if it is gone."""
+    with open(stat_path, "rb") as f:
+        stat = f.read()
+    state = stat.rindex(b")") + 2   # the command name may hold spaces and parentheses
+    return stat[state:state + 1] == b"R"
+
+
 def _running_threads_here():
     """Threads of this process that are running or runnable (Linux)."""
     n = 0
     for tid in os.listdir("/proc/self/task"):
         try:
-            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
-                stat = f.read()
+            n += runnable(f"/proc/self/task/{tid}/stat")
         except OSError:   # the thread ended
             continue
-        n += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
     return max(n, 1)
 
 
