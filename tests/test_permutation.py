@@ -405,3 +405,23 @@ def test_the_gil_is_released(permutation_type, statistic, assert_releases_gil):
     assert_releases_gil(lambda scale: lambda: permutation_test(
         (x, y), statistic, permutation_type=permutation_type, n_resamples=scale * BLOCK_SIZE,
         seed=0, workers=1))
+
+
+@pytest.mark.parametrize("n, i0, m", [
+    (10, 0, 9),                       # small bounds: no word is ever rejected
+    (3 * 2**30, 5, 600),              # bounds near 2**31.6: a quarter of words rejected
+    (2**32 + 7, 0, 300),              # bounds of 2**32 and above, then below
+])
+def test_shuffle_draws_match_numpy(n, i0, m):
+    """The partners of Fisher-Yates steps i0..i0+m-1 equal rng.integers(i, n) for
+    each step, drawn from block 0's stream, also where words are rejected (the
+    exact path) and where bounds pass 2**32."""
+    from fastkern import _permutation
+    from fastkern._seeding import root_seed
+    from fastkern.resampling._streams import block_streams
+    root = root_seed(7)
+    rng = np.random.Generator(np.random.PCG64(
+        np.random.SeedSequence(root.entropy, spawn_key=root.spawn_key + (0,),
+                               pool_size=root.pool_size)))
+    expected = [int(rng.integers(i, n)) for i in range(i0, i0 + m)]
+    assert _permutation._shuffle_draws(block_streams(root, 0, 1), n, i0, m) == expected

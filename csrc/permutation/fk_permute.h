@@ -6,6 +6,9 @@
  * 32-bit word per draw, more on a rejection, for n - i < 2**32).  So the steps
  * i0..i0+m-1 are what `rng.integers(np.arange(i0, i0 + m), n)` returns.
  *
+ * fk_shuffle_words gives the same draws as the words they come from, for
+ * loops that compute the partners as they swap (fk_partner).
+ *
  * fk_sign_bits gives the next 64-bit outputs of the stream, as
  * `rng.bit_generator.random_raw(cnt)` (the spare 32-bit half is not used).
  */
@@ -20,6 +23,18 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The same draws as words, for n - i0 < 2**32 (else use fk_shuffle_draws): w[k]
+ * is the 32-bit word that step i0 + k accepts, and its partner is
+ * fk_partner(w[k], n, i0 + k).  w has room for FK_CHUNK + 1 words (the draw of
+ * a spare); needs 0 <= m <= FK_CHUNK and i0 + m <= n - 1. */
+void fk_shuffle_words(fk_pcg64 *g, int64_t n, int64_t i0, ptrdiff_t m, uint32_t *w);
+
+/* Step i's partner from its accepted word: i + (w * (n - i)) / 2**32. */
+static inline int64_t fk_partner(uint32_t w, int64_t n, int64_t i)
+{
+    return i + (int64_t)(((uint64_t)w * (uint64_t)(n - i)) >> 32);
+}
 
 /* out[k] = i0 + k + (a draw uniform in [0, n - i0 - k)) for k < m, each draw as
  * Generator.integers(i0 + k, n) makes it; needs 0 <= m <= FK_CHUNK and

@@ -31,7 +31,7 @@ Everything runs through fastkern._bootstrap._run_blocks, whose threads check for
 an interrupt between stretches of permutations.
 """
 from libc.math cimport INFINITY, NAN, copysign, sqrt
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -41,6 +41,8 @@ from fastkern._bootstrap cimport (_BLOCK_SIZE, BlockStreams, _n_threads, _run_bl
 cdef extern from "permutation/fk_permute.h" nogil:
     enum: FK_CHUNK
     void fk_shuffle_draws(fk_pcg64 *g, int64_t n, int64_t i0, Py_ssize_t m, int64_t *out)
+    void fk_shuffle_words(fk_pcg64 *g, int64_t n, int64_t i0, Py_ssize_t m, uint32_t *w)
+    int64_t fk_partner(uint32_t w, int64_t n, int64_t i)
     void fk_sign_bits(fk_pcg64 *g, Py_ssize_t cnt, uint64_t *out)
 
 # Statistic codes, shared with resampling/permutation.py.
@@ -74,43 +76,69 @@ cdef inline void _swap_steps(fk_pcg64 *g, double *a, Py_ssize_t n, Py_ssize_t m,
     in positions 0..m-1 and of their squares; dot: their sum times w[i].  Each sum
     on four chains, step i going to chain i % 4, added as (c0 + c1) + (c2 + c3):
     one chain would wait on its additions."""
+    cdef uint32_t words[FK_CHUNK + 1]
     cdef int64_t js[FK_CHUNK]
-    cdef Py_ssize_t i = 0, c, k, j
-    cdef double t
+    cdef Py_ssize_t i = 0, c
     cdef double s4[4]
     cdef double q4[4]
     memset(s4, 0, sizeof(s4))
     memset(q4, 0, sizeof(q4))
     while i < m:
         c = min(<Py_ssize_t>FK_CHUNK, m - i)
-        fk_shuffle_draws(g, n, i, c, js)
-        if w != NULL:
-            _steps_dot(a, js, i, c, w, s4)
-        elif squares:
-            _steps_squares(a, js, i, c, s4, q4)
+        if <uint64_t>(n - i) <= <uint64_t>0xFFFFFFFFu:
+            # the partners from the accepted words, as the steps go
+            fk_shuffle_words(g, n, i, c, words)
+            _steps(a, words, n, i, c, w, squares, s4, q4)
         else:
-            _steps_sum(a, js, i, c, s4)
+            fk_shuffle_draws(g, n, i, c, js)
+            _steps(a, js, n, i, c, w, squares, s4, q4)
         i += c
     s[0] = (s4[0] + s4[1]) + (s4[2] + s4[3])
     q[0] = (q4[0] + q4[1]) + (q4[2] + q4[3])
     dot[0] = s[0]
 
 
-# The steps i..i+c-1 of a chunk (i a multiple of 4, as FK_CHUNK is), partners js:
+# A chunk's draws: the words steps accept (fk_shuffle_words), or their partners.
+ctypedef fused draws_t:
+    uint32_t
+    int64_t
+
+
+cdef inline int64_t _partner(const draws_t *d, Py_ssize_t k, int64_t n,
+                             int64_t i) noexcept nogil:
+    """The partner of step i (draw k of its chunk)."""
+    if draws_t is uint32_t:
+        return fk_partner(d[k], n, i)
+    else:
+        return d[k]
+
+
+cdef inline void _steps(double *a, const draws_t *d, Py_ssize_t n, Py_ssize_t i,
+                        Py_ssize_t c, const double *w, bint squares, double *s4,
+                        double *q4) noexcept nogil:
+    if w != NULL:
+        _steps_dot(a, d, n, i, c, w, s4)
+    elif squares:
+        _steps_squares(a, d, n, i, c, s4, q4)
+    else:
+        _steps_sum(a, d, n, i, c, s4)
+
+
+# The steps i..i+c-1 of a chunk (i a multiple of 4, as FK_CHUNK is), draws d:
 # swap, then add the value that lands in position i + k to chain k % 4.
-cdef inline void _steps_sum(double *a, const int64_t *js, Py_ssize_t i, Py_ssize_t c,
-                            double *s4) noexcept nogil:
+cdef inline void _steps_sum(double *a, const draws_t *d, Py_ssize_t n, Py_ssize_t i,
+                            Py_ssize_t c, double *s4) noexcept nogil:
     cdef Py_ssize_t k
     cdef int64_t j
     cdef double t, s0 = s4[0], s1 = s4[1], s2 = s4[2], s3 = s4[3]
     cdef double *p = a + i
     for k in range(0, c - 3, 4):
-        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t; s0 += t
-        j = js[k + 1]; t = a[j]; a[j] = p[k + 1]; p[k + 1] = t; s1 += t
-        j = js[k + 2]; t = a[j]; a[j] = p[k + 2]; p[k + 2] = t; s2 += t
-        j = js[k + 3]; t = a[j]; a[j] = p[k + 3]; p[k + 3] = t; s3 += t
+        j = _partner(d, k, n, i + k); t = a[j]; a[j] = p[k]; p[k] = t; s0 += t
+        j = _partner(d, k + 1, n, i + k + 1); t = a[j]; a[j] = p[k + 1]; p[k + 1] = t; s1 += t
+        j = _partner(d, k + 2, n, i + k + 2); t = a[j]; a[j] = p[k + 2]; p[k + 2] = t; s2 += t
+        j = _partner(d, k + 3, n, i + k + 3); t = a[j]; a[j] = p[k + 3]; p[k + 3] = t; s3 += t
     for k in range(c - c % 4, c):
-        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t
+        j = _partner(d, k, n, i + k); t = a[j]; a[j] = p[k]; p[k] = t
         if k % 4 == 0:
             s0 += t
         elif k % 4 == 1:
@@ -123,32 +151,35 @@ cdef inline void _steps_sum(double *a, const int64_t *js, Py_ssize_t i, Py_ssize
     s4[3] = s3
 
 
-cdef inline void _steps_squares(double *a, const int64_t *js, Py_ssize_t i, Py_ssize_t c,
-                                double *s4, double *q4) noexcept nogil:
+cdef inline void _steps_squares(double *a, const draws_t *d, Py_ssize_t n, Py_ssize_t i,
+                                Py_ssize_t c, double *s4, double *q4) noexcept nogil:
     cdef Py_ssize_t k
     cdef int64_t j
     cdef double t
     cdef double *p = a + i
     for k in range(c):
-        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t
+        j = _partner(d, k, n, i + k); t = a[j]; a[j] = p[k]; p[k] = t
         s4[k & 3] += t
         q4[k & 3] += t * t
 
 
-cdef inline void _steps_dot(double *a, const int64_t *js, Py_ssize_t i, Py_ssize_t c,
-                            const double *w, double *s4) noexcept nogil:
+cdef inline void _steps_dot(double *a, const draws_t *d, Py_ssize_t n, Py_ssize_t i,
+                            Py_ssize_t c, const double *w, double *s4) noexcept nogil:
     cdef Py_ssize_t k
     cdef int64_t j
     cdef double t, s0 = s4[0], s1 = s4[1], s2 = s4[2], s3 = s4[3]
     cdef double *p = a + i
     cdef const double *v = w + i
     for k in range(0, c - 3, 4):
-        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t; s0 += v[k] * t
-        j = js[k + 1]; t = a[j]; a[j] = p[k + 1]; p[k + 1] = t; s1 += v[k + 1] * t
-        j = js[k + 2]; t = a[j]; a[j] = p[k + 2]; p[k + 2] = t; s2 += v[k + 2] * t
-        j = js[k + 3]; t = a[j]; a[j] = p[k + 3]; p[k + 3] = t; s3 += v[k + 3] * t
+        j = _partner(d, k, n, i + k); t = a[j]; a[j] = p[k]; p[k] = t; s0 += v[k] * t
+        j = _partner(d, k + 1, n, i + k + 1); t = a[j]; a[j] = p[k + 1]; p[k + 1] = t
+        s1 += v[k + 1] * t
+        j = _partner(d, k + 2, n, i + k + 2); t = a[j]; a[j] = p[k + 2]; p[k + 2] = t
+        s2 += v[k + 2] * t
+        j = _partner(d, k + 3, n, i + k + 3); t = a[j]; a[j] = p[k + 3]; p[k + 3] = t
+        s3 += v[k + 3] * t
     for k in range(c - c % 4, c):
-        j = js[k]; t = a[j]; a[j] = p[k]; p[k] = t
+        j = _partner(d, k, n, i + k); t = a[j]; a[j] = p[k]; p[k] = t
         if k % 4 == 0:
             s0 += v[k] * t
         elif k % 4 == 1:
