@@ -56,7 +56,7 @@ void fk_shuffle_draws(fk_pcg64 *g, int64_t n, int64_t i0, ptrdiff_t m, int64_t *
     ptrdiff_t k;
     if (m <= 0)
         return;
-    if ((uint64_t)(n - i0) > 0xFFFFFFFFu) {
+    if (!fk_draws_are_words(n, i0)) {
         /* bounds of 2**32 and above: NumPy's other paths, one step at a time */
         for (k = 0; k < m; k++) {
             uint64_t d;

@@ -24,10 +24,17 @@
 extern "C" {
 #endif
 
-/* The same draws as words, for n - i0 < 2**32 (else use fk_shuffle_draws): w[k]
- * is the 32-bit word that step i0 + k accepts, and its partner is
- * fk_partner(w[k], n, i0 + k).  w has room for FK_CHUNK + 1 words (the draw of
- * a spare); needs 0 <= m <= FK_CHUNK and i0 + m <= n - 1. */
+/* Whether steps from i0 on over n positions draw one 32-bit word each (bounds
+ * n - i0 and below, all under 2**32), so that fk_shuffle_words serves them. */
+static inline int fk_draws_are_words(int64_t n, int64_t i0)
+{
+    return (uint64_t)(n - i0) <= 0xFFFFFFFFu;
+}
+
+/* The same draws as words, where fk_draws_are_words(n, i0) (else use
+ * fk_shuffle_draws): w[k] is the 32-bit word that step i0 + k accepts, and its
+ * partner is fk_partner(w[k], n, i0 + k).  w has room for FK_CHUNK + 1 words
+ * (the draw of a spare); needs 0 <= m <= FK_CHUNK and i0 + m <= n - 1. */
 void fk_shuffle_words(fk_pcg64 *g, int64_t n, int64_t i0, ptrdiff_t m, uint32_t *w);
 
 /* Step i's partner from its accepted word: i + (w * (n - i)) / 2**32. */

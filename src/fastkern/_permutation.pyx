@@ -43,6 +43,7 @@ cdef extern from "permutation/fk_permute.h" nogil:
     void fk_shuffle_draws(fk_pcg64 *g, int64_t n, int64_t i0, Py_ssize_t m, int64_t *out)
     void fk_shuffle_words(fk_pcg64 *g, int64_t n, int64_t i0, Py_ssize_t m, uint32_t *w)
     int64_t fk_partner(uint32_t w, int64_t n, int64_t i)
+    bint fk_draws_are_words(int64_t n, int64_t i0)
     void fk_sign_bits(fk_pcg64 *g, Py_ssize_t cnt, uint64_t *out)
 
 # Statistic codes, shared with resampling/permutation.py.
@@ -85,7 +86,7 @@ cdef inline void _swap_steps(fk_pcg64 *g, double *a, Py_ssize_t n, Py_ssize_t m,
     memset(q4, 0, sizeof(q4))
     while i < m:
         c = min(<Py_ssize_t>FK_CHUNK, m - i)
-        if <uint64_t>(n - i) <= <uint64_t>0xFFFFFFFFu:
+        if fk_draws_are_words(n, i):
             # the partners from the accepted words, as the steps go
             fk_shuffle_words(g, n, i, c, words)
             _steps(a, words, n, i, c, w, squares, s4, q4)
